@@ -1,0 +1,62 @@
+package ec2ops
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestInputError(t *testing.T) {
+	err := fmt.Errorf("rollout: %w", InvalidInput("Options.MaxUnavailable", "150%", "is above 100%", "use a count or a percentage in 0-100%"))
+	if !errors.Is(err, ErrInvalidInput) {
+		t.Fatal("InputError does not match ErrInvalidInput")
+	}
+	var ie *InputError
+	if !errors.As(err, &ie) || ie.Field != "Options.MaxUnavailable" {
+		t.Fatalf("errors.As: %v", err)
+	}
+	want := `rollout: invalid Options.MaxUnavailable "150%": is above 100%; use a count or a percentage in 0-100%`
+	if err.Error() != want {
+		t.Fatalf("got %q\nwant %q", err.Error(), want)
+	}
+}
+
+func TestProgressError(t *testing.T) {
+	cause := errors.New("capacity")
+	err := &ProgressError{Operation: "rollout", Done: []string{"i-1"}, Failed: map[string]error{"i-2": cause}, Pending: []string{"i-3", "i-4"}, Err: cause}
+	if !errors.Is(err, cause) {
+		t.Fatal("ProgressError does not unwrap to its cause")
+	}
+	if got := err.Error(); got != "rollout stopped: 1 done, 1 failed, 2 pending: capacity" {
+		t.Fatal(got)
+	}
+}
+
+func TestPlan(t *testing.T) {
+	p := Plan{Operation: "bake", Steps: []Step{
+		{Action: "ec2:RunInstances", Resources: []string{"builder"}, Reason: "launch the builder"},
+		{Action: "ec2:CreateImage", Resources: []string{"i-1"}},
+		{Action: "ec2:RunInstances", Resources: []string{"builder-2"}},
+	}}
+	if got := strings.Join(p.Actions(), ","); got != "ec2:CreateImage,ec2:RunInstances" {
+		t.Fatalf("Actions() = %s", got)
+	}
+	s := p.String()
+	if !strings.Contains(s, "plan bake: 3 step(s)") || !strings.Contains(s, "1. ec2:RunInstances builder (launch the builder)") {
+		t.Fatalf("String():\n%s", s)
+	}
+}
+
+func TestEmit(t *testing.T) {
+	Emit(nil, Event{Phase: "x"}) // a nil observer discards
+	var r Recorder
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	Emit(&r, Event{Phase: "a", Time: at})
+	Emit(ObserverFunc(r.Observe), Event{Phase: "b"})
+	ev := r.Events()
+	if len(ev) != 2 || ev[0].Phase != "a" || !ev[0].Time.Equal(at) || ev[1].Time.IsZero() {
+		t.Fatalf("events = %+v", ev)
+	}
+}
