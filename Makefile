@@ -1,0 +1,35 @@
+# The README's test command is `make test`. It needs Go and Python 3 (pip
+# installs moto_server where it is missing); everything else is fetched
+# through the Go module proxy at pinned versions.
+
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOFILES      = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')
+
+.PHONY: test fmt-check vet staticcheck generate-check unit
+
+test: fmt-check vet staticcheck generate-check
+	@start=$$(date +%s); \
+	bash .ci/with-moto.sh $(GO) test -race -count=1 ./... ; rc=$$?; \
+	echo "make test: go test finished in $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
+
+# unit runs the tests without moto (wire tests skip).
+unit:
+	$(GO) test -race ./...
+
+fmt-check:
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt: these files need formatting:"; echo "$$out"; exit 1; fi
+	@echo "gofmt: clean"
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+
+# generate-check fails when `go generate ./...` changes any file.
+generate-check:
+	@sum() { { git diff; git ls-files --others --exclude-standard | sort | xargs -r sha256sum; } | sha256sum; }; \
+	before=$$(sum); $(GO) generate ./... || exit 1; after=$$(sum); \
+	if [ "$$before" != "$$after" ]; then echo "go generate changed files:"; git status --short; exit 1; fi; \
+	echo "go generate: no changes"
