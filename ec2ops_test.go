@@ -60,3 +60,34 @@ func TestEmit(t *testing.T) {
 		t.Fatalf("events = %+v", ev)
 	}
 }
+
+func TestPolicy(t *testing.T) {
+	p := NewPolicy(
+		Statement{Sid: "Launch", Action: []string{"ec2:RunInstances", "ec2:CreateTags"}},
+		Statement{Sid: "Read", Action: []string{"ec2:DescribeInstances", "ec2:RunInstances"}},
+	)
+	if got := strings.Join(p.Actions(), ","); got != "ec2:CreateTags,ec2:DescribeInstances,ec2:RunInstances" {
+		t.Fatalf("Actions() = %s", got)
+	}
+	if !p.Allows("ec2:CreateTags") || p.Allows("ec2:TerminateInstances") {
+		t.Fatal("Allows")
+	}
+	js := p.JSON()
+	for _, want := range []string{`"Version": "2012-10-17"`, `"Effect": "Allow"`, `"Resource": [`, `"ec2:CreateTags"`} {
+		if !strings.Contains(js, want) {
+			t.Fatalf("JSON lacks %s:\n%s", want, js)
+		}
+	}
+	m := p.Merge(NewPolicy(Statement{Action: []string{"ssm:SendCommand"}}))
+	if !m.Allows("ssm:SendCommand") || !m.Allows("ec2:RunInstances") || len(p.Statement) != 2 {
+		t.Fatal("Merge")
+	}
+}
+
+func TestPolicyUncovered(t *testing.T) {
+	p := NewPolicy(Statement{Action: []string{"ec2:RunInstances"}})
+	got := p.Uncovered(map[string]int{"ec2:RunInstances": 3, "ec2:TerminateInstances": 1, "ec2:CreateTags": 0})
+	if strings.Join(got, ",") != "ec2:TerminateInstances" {
+		t.Fatalf("Uncovered = %v", got)
+	}
+}

@@ -42,6 +42,8 @@ func httpStatus(code string) int {
 	switch code {
 	case codeThrottle:
 		return http.StatusServiceUnavailable
+	case "Throttling", "ThrottlingException":
+		return http.StatusBadRequest
 	case codeInternal, codeCapacity:
 		return http.StatusInternalServerError
 	case codeDryRun:

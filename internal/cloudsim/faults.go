@@ -9,10 +9,12 @@ import (
 )
 
 // service names a simulated AWS service: the prefix used for accounting and
-// IAM actions ("ec2") and the SDK ServiceID that appears in errors ("EC2").
-type service struct{ prefix, id string }
+// IAM actions ("ec2"), the SDK ServiceID that appears in errors ("EC2"), and
+// the code the service answers when it throttles (EC2: RequestLimitExceeded,
+// CloudWatch: Throttling, SSM: ThrottlingException).
+type service struct{ prefix, id, throttleCode string }
 
-var svcEC2 = service{prefix: "ec2", id: "EC2"}
+var svcEC2 = service{prefix: "ec2", id: "EC2", throttleCode: codeThrottle}
 
 // call is the frame of every simulated API call. In order it:
 //  1. returns ctx.Err() if ctx is done (the call is not counted: it was
@@ -47,7 +49,7 @@ func (s *Sim) call(ctx context.Context, svc service, op string, resources func()
 	var ae *smithy.GenericAPIError
 	if errors.As(err, &ae) {
 		s.errs[ae.Code]++
-		if ae.Code == codeThrottle {
+		if ae.Code == svc.throttleCode {
 			s.throttled[key]++
 		}
 	}
@@ -62,12 +64,12 @@ func (s *Sim) admit(svc service, op string, resources func() int) error {
 			n = resources()
 		}
 		if !l.Allow(op, n) {
-			return apiError(codeThrottle, "Request limit exceeded.")
+			return apiError(svc.throttleCode, "Rate exceeded")
 		}
 	}
 	f := s.opts.Faults
 	if f.ThrottleRate > 0 && s.rng.Float64() < f.ThrottleRate {
-		return apiError(codeThrottle, "Request limit exceeded.")
+		return apiError(svc.throttleCode, "Rate exceeded")
 	}
 	if f.ServerErrorRate > 0 && s.rng.Float64() < f.ServerErrorRate {
 		return apiError(codeInternal, "An internal error has occurred")

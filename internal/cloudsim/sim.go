@@ -120,6 +120,8 @@ func New(optFns ...func(*Options)) *Sim {
 	s.counters.reset()
 	if !o.DisableThrottling {
 		s.limiter["ec2"] = ratelimit.New(scalePreset(ratelimit.EC2(), o.TimeScale))
+		s.limiter["ssm"] = ratelimit.New(scalePreset(ratelimit.SSM(), o.TimeScale))
+		s.limiter["cloudwatch"] = ratelimit.New(scalePreset(ratelimit.CloudWatch(), o.TimeScale))
 	}
 	s.initEC2()
 	return s
