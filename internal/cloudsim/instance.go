@@ -25,6 +25,11 @@ type ec2State struct {
 	tagKinds  []tagKind
 	fields    filterFields[*instance]
 	statusF   filterFields[*instance]
+	// onBoot and onReboot let other models follow an instance's OS: they
+	// run (lock held) when an instance enters running after a launch or
+	// start, and when it is rebooted. The SSM agent model uses them.
+	onBoot   []func(at time.Time, in *instance)
+	onReboot []func(at time.Time, in *instance)
 }
 
 // subnet is a default subnet: one per AZ, carved out of the VPC's
@@ -210,6 +215,9 @@ func (s *Sim) boot(at time.Time, in *instance) {
 	s.transition(at, in, types.InstanceStateNamePending, checkNA, checkNA)
 	s.later(at, s.draw(in.rng, s.opts.Latency.PendingToRunning), in, func(due time.Time) {
 		s.transition(due, in, types.InstanceStateNameRunning, checkInit, checkInit)
+		for _, f := range s.ec2.onBoot {
+			f(due, in)
+		}
 		s.later(due, s.draw(in.rng, s.opts.Latency.StatusInit), in, func(due time.Time) {
 			sys, inst := checkOK, checkOK
 			if in.hostFail {

@@ -49,6 +49,9 @@ type Latencies struct {
 	ShuttingDown Dist
 	// Stopping: stopping -> stopped. Default 20s..60s.
 	Stopping Dist
+	// Reboot: RebootInstances -> the instance's status check passes again
+	// (the OS restarts; the state stays running). Default 30s..90s.
+	Reboot Dist
 	// TerminatedVisible is how long a terminated instance stays visible to
 	// DescribeInstances. Default 1h (AWS: "about an hour"); negative means
 	// it disappears as soon as it is terminated.
@@ -146,6 +149,7 @@ func withDefaults(o Options) Options {
 	l.StatusInit = l.StatusInit.orDefault(60*time.Second, 180*time.Second)
 	l.ShuttingDown = l.ShuttingDown.orDefault(20*time.Second, 60*time.Second)
 	l.Stopping = l.Stopping.orDefault(20*time.Second, 60*time.Second)
+	l.Reboot = l.Reboot.orDefault(30*time.Second, 90*time.Second)
 	if l.TerminatedVisible == 0 {
 		l.TerminatedVisible = time.Hour
 	}
