@@ -219,3 +219,20 @@ func TestNilLimiterDoesNotPace(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCompressed(t *testing.T) {
+	p := EC2().Compressed(0.5)
+	r := p.Rule("RunInstances")
+	if r.Request != (Spec{5, 4}) || *r.Resource != (Spec{1000, 4}) {
+		t.Fatalf("RunInstances compressed 2x = %+v %+v", r.Request, *r.Resource)
+	}
+	if orig := EC2().Rule("RunInstances"); orig.Request.Refill != 2 || orig.Resource.Refill != 2 {
+		t.Fatal("Compressed changed the original preset")
+	}
+	if got := p.Rule("SomethingElse").Request; got != (Spec{50, 10}) {
+		t.Fatalf("default compressed = %+v", got)
+	}
+	if EC2().Compressed(1).Rule("CopyImage") != EC2().Rule("CopyImage") {
+		t.Fatal("scale 1 changed the preset")
+	}
+}
