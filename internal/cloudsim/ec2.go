@@ -30,7 +30,8 @@ var (
 // EC2 is a simulated EC2 client. Every EC2 client of one Sim shares its
 // state. The optFns arguments of its methods are accepted and ignored.
 type EC2 struct {
-	sim *Sim
+	sim    *Sim
+	region string // image calls' Region; "" is the Sim's (ec2_images.go: EC2In)
 }
 
 // EC2 returns an EC2 client of s.

@@ -352,14 +352,15 @@ const rootDevice = "/dev/xvda"
 
 // imageUsable is the hook through which an image registry decides whether
 // RunInstances may launch a well-formed AMI ID (InvalidAMIID.NotFound,
-// InvalidAMIID.Unavailable, ...). Without a registry every AMI is usable.
-func (s *Sim) imageUsable(id string) error { return nil }
+// InvalidAMIID.Unavailable, ...). Without a registry every AMI is usable
+// (ec2_images.go: until an image is registered, unless ImageOptions.Strict).
+func (s *Sim) imageUsable(id string) error { return s.imageUsableLocked(id) }
 
 // launchTemplateImage is the hook through which a launch template registry
 // supplies the AMI of a request that names a template but no ImageId.
 // Without a registry it supplies none (and ImageId stays required).
 func (s *Sim) launchTemplateImage(lt *types.LaunchTemplateSpecification) (string, error) {
-	return "", nil
+	return s.launchTemplateImageLocked(lt) // ec2_launchtemplates.go
 }
 
 func cloneMap(m map[string]string) map[string]string {

@@ -29,6 +29,8 @@ type Options struct {
 	Faults Faults
 	// DisableThrottling turns off the published token buckets.
 	DisableThrottling bool
+	// Images configures the image model (ec2_images.go): latencies, failures, strict AMI validation.
+	Images ImageOptions
 }
 
 // Dist is a uniform distribution of durations in [Min, Max], drawn from a
@@ -56,6 +58,7 @@ type Latencies struct {
 	// DescribeInstances. Default 1h (AWS: "about an hour"); negative means
 	// it disappears as soon as it is terminated.
 	TerminatedVisible time.Duration
+	SSM               SSMLatencies // SSM agent and Run Command durations (ssm_agent.go)
 }
 
 // Faults are seeded fault-injection rates in [0, 1] and windows.
@@ -77,6 +80,7 @@ type Faults struct {
 	// InvalidInstanceID.NotFound (and is left out of listings) after
 	// RunInstances returned it.
 	EventualConsistency time.Duration
+	SSM                 SSMFaults // SSM agent and Run Command faults (ssm_agent.go)
 }
 
 // Sim is a deterministic in-memory cloud. It owns the state shared by every
@@ -101,7 +105,12 @@ type Sim struct {
 	counters
 	observers
 
-	ec2 ec2State
+	ec2    ec2State
+	ssm    ssmState          // SSM agents, commands, patch states (ssm_agent.go)
+	lc     lcState           // Elastic IPs, EBS volumes, target groups, root-volume tasks (ec2_addresses.go)
+	itypes instanceTypeState // instance type offerings overrides (ec2_instancetypes.go)
+	cw     cwState           // CloudWatch alarms, metric history, maintenance options (cloudwatch_alarms.go)
+	img    imageState        // images, snapshots, launch templates, Auto Scaling groups, SSM parameters (ec2_images.go)
 }
 
 // New returns a Sim configured by optFns.
@@ -127,6 +136,10 @@ func New(optFns ...func(*Options)) *Sim {
 		s.limiter["cloudwatch"] = ratelimit.New(scalePreset(ratelimit.CloudWatch(), o.TimeScale))
 	}
 	s.initEC2()
+	s.initSSM()
+	s.initLifecycle()
+	s.initCloudWatch()
+	s.initImages()
 	return s
 }
 
