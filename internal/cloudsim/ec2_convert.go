@@ -30,6 +30,7 @@ func (s *Sim) sdkInstance(in *instance) types.Instance {
 		InstanceType:             types.InstanceType(in.itype),
 		KeyName:                  spec.KeyName,
 		LaunchTime:               ptr(in.launchTime),
+		MaintenanceOptions:       s.maintenanceOptions(in), // ec2_maintenance.go
 		MetadataOptions:          metadataOptions(spec.MetadataOptions),
 		Monitoring:               &types.Monitoring{State: types.MonitoringStateDisabled},
 		Placement:                s.sdkPlacement(in),
