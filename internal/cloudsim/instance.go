@@ -246,6 +246,7 @@ func (s *Sim) terminate(at time.Time, in *instance) {
 		if in.ip != 0 {
 			in.subnet.release(in.ip)
 		}
+		s.releaseVolumes(in) // ec2_volumes.go: delete or free the EBS volumes
 		in.stateReason = &types.StateReason{Code: ptr("Client.UserInitiatedShutdown"),
 			Message: ptr("Client.UserInitiatedShutdown: User initiated shutdown")}
 		s.transition(due, in, types.InstanceStateNameTerminated, checkNA, checkNA)
