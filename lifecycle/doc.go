@@ -63,8 +63,36 @@
 // ("Replace a root volume", Amazon EC2 User Guide). It changes the image
 // only.
 //
-// Resize is not implemented yet (see the issue): change the type with a
-// Surge whose Target sets InstanceType meanwhile.
+// Resize changes the instance type (vertical scaling from outside). It
+// checks first, before any mutating call, and refuses with a
+// *ResizeRefusal (matching ec2ops.ErrUnsupported, naming the instance,
+// both types and the reason) what "Compatibility for changing the instance
+// type" (Amazon EC2 User Guide) rules out: an instance-store root (it cannot
+// be stopped), a type that does not exist, another processor architecture
+// (the instance's, i.e. its image's, against ProcessorInfo.SupportedArchitectures),
+// PV virtualization on an HVM-only type, a type that requires ENA
+// (NetworkInfo.EnaSupport) when the instance's EnaSupport attribute is off,
+// a type that exposes EBS as NVMe (EbsInfo.NvmeSupport required, every
+// Nitro type) when the current type does not, unless
+// ResizeOptions.NVMeDriversVerified (no API shows whether an image has the
+// NVMe driver), and a type not offered in the instance's zone
+// (DescribeInstanceTypeOfferings, LocationType availability-zone). Types are
+// described at most 100 a call and once per Resize (cached, concurrent
+// lookups share one call); Check sorts a fleet with a few batched calls.
+// ResizeStopStart (default) drains the instance, stops it, waits through
+// the batched instance poller, changes the type (ModifyInstanceAttribute),
+// starts it and waits for the status checks, HealthCheck and hooks
+// (BeforeTerminate before the stop, as OpsWorks runs Shutdown on a stop;
+// AfterLaunch after the start): same ID, volumes, IPs and Elastic IP; a new
+// type that does not start (say InsufficientInstanceCapacity) or is not
+// healthy is undone (old type, started again; ResizeError.Restored). Once
+// stopped, the instance is started again even if the caller cancels: a
+// Rollout rerun skips stopped instances. A stopped instance is resized and
+// left stopped. ResizeSurge resizes through Surge (Target.InstanceType): no
+// capacity dip, a new ID. Resize is a Replacer: a Rollout resizes a fleet,
+// in-place mode within MaxUnavailable; its ReplaceInstance is a stop and
+// start on new hardware with the same type (surge mode: a Surge
+// replacement).
 //
 // Hooks (AfterLaunch, BeforeInService, AfterInService, BeforeTerminate,
 // AfterTerminate) run around the steps; the opsworks package plugs its
@@ -110,5 +138,9 @@
 // ec2:AttachVolume, ec2:ModifyInstanceAttribute; with target groups
 // elasticloadbalancing:RegisterTargets and DeregisterTargets (on those
 // groups) and DescribeTargetHealth; RootVolume adds
-// ec2:CreateReplaceRootVolumeTask and ec2:DescribeReplaceRootVolumeTasks.
+// ec2:CreateReplaceRootVolumeTask and ec2:DescribeReplaceRootVolumeTasks;
+// Resize adds ec2:DescribeInstanceTypes and
+// ec2:DescribeInstanceTypeOfferings to ec2:StopInstances,
+// ec2:ModifyInstanceAttribute and ec2:StartInstances (stop/start) or to
+// Surge's actions (surge mode).
 package lifecycle

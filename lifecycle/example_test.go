@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/ec2ops/ec2ops"
 	"github.com/ec2ops/ec2ops/internal/cloudsim"
 	"github.com/ec2ops/ec2ops/lifecycle"
 )
@@ -123,4 +125,39 @@ func ExampleRollout() {
 	// fleet 9, floor 9, 9 drifted, 3 in flight, batches of 1 then 3
 	// replaced: 9
 	// drifted after: 0 up to date: 9
+}
+
+func ExampleResize() {
+	sim, ids := exampleFleet(1)
+	z := lifecycle.NewResize(sim.EC2(), "m5.xlarge", lifecycle.WithOptions(exampleOptions))
+	plan, err := z.Plan(context.Background(), ids[0])
+	if err != nil {
+		panic(err)
+	}
+	for _, s := range plan.Steps {
+		fmt.Println("plan:", s.Action)
+	}
+	r, err := z.Replace(context.Background(), ids[0])
+	if err != nil {
+		panic(err)
+	}
+	iv, _ := sim.Instance(ids[0])
+	fmt.Println("same instance:", r.NewID == r.OldID, "type:", iv.InstanceType, "healthy:", iv.Healthy)
+	fmt.Println("drift:", r.Reasons)
+
+	// An arm64 type for an x86_64 image is refused before any change.
+	_, err = lifecycle.NewResize(sim.EC2(), "c6g.large", lifecycle.WithOptions(exampleOptions)).Replace(context.Background(), ids[0])
+	var ref *lifecycle.ResizeRefusal
+	fmt.Println("refused:", errors.As(err, &ref), ref.Check, errors.Is(err, ec2ops.ErrUnsupported))
+	// Output:
+	// plan: ec2:DescribeInstanceTypes
+	// plan: ec2:DescribeInstanceTypeOfferings
+	// plan: ec2:StopInstances
+	// plan: ec2:DescribeInstances
+	// plan: ec2:ModifyInstanceAttribute
+	// plan: ec2:StartInstances
+	// plan: ec2:DescribeInstanceStatus
+	// same instance: true type: m5.xlarge healthy: true
+	// drift: [instance type m5.large -> m5.xlarge]
+	// refused: true architecture true
 }
