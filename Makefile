@@ -6,7 +6,7 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOFILES      = $(shell git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*')
 
-.PHONY: test fmt-check vet staticcheck generate-check unit
+.PHONY: test fmt-check vet staticcheck generate-check unit bench
 
 test: fmt-check vet staticcheck generate-check
 	@start=$$(date +%s); \
@@ -33,3 +33,10 @@ generate-check:
 	before=$$(sum); $(GO) generate ./... || exit 1; after=$$(sum); \
 	if [ "$$before" != "$$after" ]; then echo "go generate changed files:"; git status --short; exit 1; fi; \
 	echo "go generate: no changes"
+
+# bench runs the fleet-scale scenarios S1-S6 of internal/bench in simulated
+# time, prints one BENCH line per scenario and rewrites BENCHMARKS.md.
+bench:
+	@out=$$($(GO) test -count=1 -run '^TestBench$$' -v ./internal/bench -args -bench-out=$(CURDIR)/BENCHMARKS.md 2>&1); rc=$$?; \
+	echo "$$out" | grep '^BENCH '; \
+	if [ $$rc -ne 0 ]; then echo "$$out" | grep -v '^BENCH ' | tail -40; fi; exit $$rc

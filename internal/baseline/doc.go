@@ -13,6 +13,14 @@
 //   - work runs in parallel up to the same concurrency the library gets, and
 //     nothing paces calls on the client side.
 //
+// It models four jobs: Rollout (surge replacement, InstanceStatusOk waiter
+// per instance), Patch (SendCommand per 50 IDs, a CommandExecuted waiter
+// per instance: 5 s minimum delay, GetCommandInvocation per poll),
+// ReconcileAlarms (PutMetricAlarm for every instance on every run,
+// DescribeAlarms and DeleteAlarms for the gone) and Retain (a
+// DescribeInstances image-id check per image, DeregisterImage, then
+// DeleteSnapshot per snapshot).
+//
 // What it does not do is what the library adds: batched polling, client-side
 // pacing to the published buckets, and tolerance of throttling beyond the
 // retryer's three attempts.

@@ -38,13 +38,16 @@ func (c retrying) DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeIn
 
 // RolloutResult is what the baseline rollout achieved.
 type RolloutResult struct {
-	Replaced  int
-	Failed    map[string]error // old instance -> why it was not replaced
-	Surfaced  int              // errors that reached the caller because of throttling
-	Makespan  time.Duration
-	Launched  []string // every instance the baseline launched
-	Orphans   []string // launched, not terminated, yet not counted as replaced
-	WaitLimit time.Duration
+	Replaced int
+	Failed   map[string]error // old instance -> why it was not replaced
+	Surfaced int              // errors that reached the caller because of throttling
+	Makespan time.Duration
+	Launched []string // every instance the baseline launched
+	// Replacements maps each old instance to the replacement launched for
+	// it (replaced or not).
+	Replacements map[string]string
+	Orphans      []string // launched, not terminated, yet not counted as replaced
+	WaitLimit    time.Duration
 }
 
 // Rollout replaces instances in batches of k, the way a user writes it with
@@ -56,7 +59,7 @@ type RolloutResult struct {
 func Rollout(ctx context.Context, c EC2, ids []string, k int, imageID string) RolloutResult {
 	rt := NewRetrier()
 	rc := retrying{EC2: c, rt: rt}
-	res := RolloutResult{Failed: map[string]error{}, WaitLimit: 30 * time.Minute}
+	res := RolloutResult{Failed: map[string]error{}, Replacements: map[string]string{}, WaitLimit: 30 * time.Minute}
 	var mu sync.Mutex
 	start := time.Now()
 	for i := 0; i < len(ids); i += k {
@@ -71,6 +74,7 @@ func Rollout(ctx context.Context, c EC2, ids []string, k int, imageID string) Ro
 				defer mu.Unlock()
 				if newID != "" {
 					res.Launched = append(res.Launched, newID)
+					res.Replacements[old] = newID
 				}
 				if err != nil {
 					res.Failed[old] = err
