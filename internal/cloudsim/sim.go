@@ -111,6 +111,7 @@ type Sim struct {
 	itypes instanceTypeState // instance type offerings overrides (ec2_instancetypes.go)
 	cw     cwState           // CloudWatch alarms, metric history, maintenance options (cloudwatch_alarms.go)
 	img    imageState        // images, snapshots, launch templates, Auto Scaling groups, SSM parameters (ec2_images.go)
+	cm     cmState           // configuration management: Chef, Ansible, Puppet runs and agents (ssm_configmgmt.go)
 }
 
 // New returns a Sim configured by optFns.
@@ -137,6 +138,7 @@ func New(optFns ...func(*Options)) *Sim {
 	}
 	s.initEC2()
 	s.initSSM()
+	s.initConfigMgmt()
 	s.initLifecycle()
 	s.initCloudWatch()
 	s.initImages()
