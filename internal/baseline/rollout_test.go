@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -36,6 +37,10 @@ func TestRolloutSmallFleet(t *testing.T) {
 		sim := cloudsim.New(func(o *cloudsim.Options) { o.Seed = 7 })
 		c := sim.EC2()
 		ids := launchFleet(t, c, 20)
+		// Let the RunInstances bucket (5/2) refill: each batch of 5 then fits
+		// its burst, and the SDK retryer's unseeded jitter cannot make the
+		// test flaky.
+		time.Sleep(time.Minute)
 		sim.ResetCounters()
 		res := Rollout(t.Context(), c, ids, 5, "ami-00000000000000002")
 		if res.Replaced != 20 || len(res.Failed) != 0 {
