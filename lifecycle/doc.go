@@ -109,8 +109,13 @@
 // already unhealthy) for handover, MaxUnavailable for in-place strategies.
 // MaxFailures failures are tolerated; one more stops the rollout and rolls
 // back every replacement in flight. All calls are paced by the published
-// EC2 token buckets (Options.RequestShare of them) and retried with
-// backoff on throttling. A Journal (NewMemoryJournal, OpenFileJournal with
+// EC2 token buckets (Options.RequestShare of them). Since pacing already
+// keeps within the buckets, a throttled call is retried after a short
+// jittered delay (100-300 ms, doubling only while the same call stays
+// throttled; a throttled status poll is retried within its tick), a
+// transient server error after 1 s doubling, and a launch refused for
+// capacity (InsufficientInstanceCapacity) up to 3 times after 2 s
+// doubling, as EC2 advises, before the replacement fails. A Journal (NewMemoryJournal, OpenFileJournal with
 // an fsync per record, or NoJournal) records phases and attempts; with or
 // without it, a rerun after a cancellation adopts the replacements it finds
 // by tag (and, before EC2's eventual consistency shows them, by the
@@ -123,8 +128,8 @@
 // (75 s); N=10,000 with K=1,000 in about 1.14x, where one RunInstances call
 // per replacement makes the RunInstances request bucket (2 a second) the
 // limit. Per replaced instance: one RunInstances, one TerminateInstances,
-// one DescribeInstanceAttribute (user data) and about 0.3
-// DescribeInstanceStatus calls.
+// one DescribeInstanceAttribute (user data) and about 0.5
+// DescribeInstanceStatus calls (one per 100 waited-on instances every 3 s).
 //
 // # IAM
 //

@@ -57,8 +57,11 @@ type Options struct {
 	// Logger receives structured logs; nil discards them. User data is
 	// never logged.
 	Logger *slog.Logger
-	// PollInterval is the first delay between status polls (default 5s);
-	// MaxPollInterval caps the backoff (default 30s).
+	// PollInterval is the first delay between status polls (default 3s:
+	// one DescribeInstanceStatus call per 100 instances waited on, so a
+	// short interval is cheap and every second a healthy replacement waits
+	// to be noticed holds a surge slot); MaxPollInterval caps the backoff
+	// (default 30s).
 	PollInterval, MaxPollInterval time.Duration
 	// RequestShare is the share of the account's EC2 API budget (the
 	// published token buckets) this library may spend, in (0, 1]. Other
@@ -131,7 +134,7 @@ func newRuntime(read CaptureAPI, optFns []func(*Options)) *runtime {
 		o.HealthTimeout = 15 * time.Minute
 	}
 	if o.PollInterval <= 0 {
-		o.PollInterval = 5 * time.Second
+		o.PollInterval = 3 * time.Second
 	}
 	if o.MaxPollInterval < o.PollInterval {
 		o.MaxPollInterval = max(30*time.Second, o.PollInterval)
@@ -165,7 +168,10 @@ func newRuntime(read CaptureAPI, optFns []func(*Options)) *runtime {
 		p.Seed = o.Seed
 	}
 	if rt.ec2 != nil {
-		rt.status = ec2wait.NewStatusPoller(rt.ec2, rt.lim, pollOpts)
+		rt.status = poll.New(retryThrottled(rt, "DescribeInstanceStatus", ec2wait.FetchStatus(rt.ec2)), pollOpts, func(p *poll.Options) {
+			p.ChunkSize = ec2wait.StatusChunk
+			p.Limiter, p.Action = rt.lim, "DescribeInstanceStatus"
+		})
 		rt.vols = poll.New(rt.fetchVolumes, pollOpts, func(p *poll.Options) {
 			p.ChunkSize = filterChunk
 			p.Limiter, p.Action = rt.lim, "DescribeVolumes"
@@ -211,12 +217,40 @@ func (rt *runtime) emit(e ec2ops.Event) { ec2ops.Emit(rt.opts.Observer, e) }
 // maxRetries bounds the retries of one call on throttling and server faults.
 const maxRetries = 10
 
+// Retry delays. Client-side pacing already keeps every call within the
+// published buckets, so a throttle that still comes back is a random
+// refusal (or another tool's spending), not a sign that the pacer is
+// wrong: it is retried after a short jittered delay (throttleBase, i.e.
+// 100-300 ms) that doubles only while the same call keeps being throttled.
+// Transient server errors back off as the SDK's standard retryer does (1s
+// doubling). Both are capped at maxBackoff.
+const (
+	throttleBase  = 200 * time.Millisecond
+	transientBase = time.Second
+	maxBackoff    = 20 * time.Second
+)
+
+// backoff is the jittered retry delay of one call: base·2^(n-1) scaled by
+// a factor in [0.5, 1.5), capped at maxBackoff, for its n-th consecutive
+// failure of one kind.
+func (rt *runtime) backoff(base time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, maxBackoff)
+	rt.mu.Lock()
+	f := 0.5 + rt.rng.Float64()
+	rt.mu.Unlock()
+	return rt.d(time.Duration(float64(d) * f))
+}
+
 // do makes one API call: paced by the limiter (EC2 actions; "elb:" ones are
-// not paced), retried with jittered exponential backoff on throttling and
-// transient server errors (1s doubling to 20s, as the SDK's standard
-// retryer), never on other errors.
+// not paced), retried on throttling (short jittered delays, growing on
+// consecutive throttles) and on transient server errors (1s doubling to
+// 20s, as the SDK's standard retryer), never on other errors.
 func (rt *runtime) do(ctx context.Context, action string, resources int, fn func(context.Context) error) error {
-	delay := time.Second
+	throttles, transients := 0, 0
 	for attempt := 0; ; attempt++ {
 		if !strings.HasPrefix(action, "elb:") {
 			if err := rt.lim.Wait(ctx, action, resources); err != nil {
@@ -226,25 +260,53 @@ func (rt *runtime) do(ctx context.Context, action string, resources int, fn func
 			return err
 		}
 		err := fn(ctx)
+		var wait time.Duration
 		switch awserr.Classify(err) {
 		case awserr.None:
 			return nil
-		case awserr.Throttle, awserr.Transient:
-			if attempt+1 >= maxRetries {
-				return err
-			}
-			rt.mu.Lock()
-			j := time.Duration(float64(delay) * (0.5 + rt.rng.Float64()))
-			rt.mu.Unlock()
-			if err := sleep(ctx, rt.d(j)); err != nil {
-				return err
-			}
-			delay = min(2*delay, 20*time.Second)
+		case awserr.Throttle:
+			throttles++
+			wait = rt.backoff(throttleBase, throttles)
+		case awserr.Transient:
+			throttles = 0
+			transients++
+			wait = rt.backoff(transientBase, transients)
 		default:
+			return err
+		}
+		if attempt+1 >= maxRetries {
+			return err
+		}
+		if err := sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
 }
+
+// retryThrottled wraps a poller's fetch: a throttled Describe is retried
+// within the same tick after a short jittered delay (paced like the first
+// call) instead of costing every waiter of the chunk a whole, doubled poll
+// interval. After maxTickRetries throttles in a row the throttle goes to
+// the poller, which then backs off its ticks.
+func retryThrottled[T any](rt *runtime, action string, fetch poll.Fetch[T]) poll.Fetch[T] {
+	return func(ctx context.Context, ids []string) (map[string]T, error) {
+		for n := 1; ; n++ {
+			m, err := fetch(ctx, ids)
+			if n > maxTickRetries || !awserr.IsThrottle(err) {
+				return m, err
+			}
+			if err := sleep(ctx, rt.backoff(throttleBase, n)); err != nil {
+				return nil, err
+			}
+			if err := rt.lim.Wait(ctx, action, 0); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// maxTickRetries bounds the in-tick retries of a throttled poll.
+const maxTickRetries = 3
 
 // sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -204,10 +205,7 @@ func (s *Surge) launch(ctx context.Context, j *job) error {
 	for range maxLaunchAttempts {
 		in := runInput(j.want, clientToken(j.cur.InstanceID, j.wantHash, j.attempt), tags, len(j.handover) > 0)
 		var out *ec2.RunInstancesOutput
-		err := rt.do(ctx, "RunInstances", 1, func(ctx context.Context) (err error) {
-			out, err = rt.ec2.RunInstances(ctx, in)
-			return err
-		})
+		err := rt.runInstances(ctx, in, &out)
 		if err != nil {
 			return fmt.Errorf("launch: %w", err)
 		}
@@ -226,6 +224,34 @@ func (s *Surge) launch(ctx context.Context, j *job) error {
 		return nil
 	}
 	return fmt.Errorf("launch: %d tokens in a row returned terminated instances", maxLaunchAttempts)
+}
+
+// capacityRetries bounds the retries of a launch refused for capacity
+// (InsufficientInstanceCapacity and the like), capacityBase the first
+// delay. EC2 advises retrying such a launch after a short while: capacity
+// frees up continually. Each retry is a new, paced RunInstances call with
+// the same ClientToken (a refused request launches nothing). While it
+// waits, the old instance keeps serving.
+const (
+	capacityRetries = 3
+	capacityBase    = 2 * time.Second
+)
+
+// runInstances launches in, retrying capacity refusals a few times.
+func (rt *runtime) runInstances(ctx context.Context, in *ec2.RunInstancesInput, out **ec2.RunInstancesOutput) error {
+	for n := 1; ; n++ {
+		err := rt.do(ctx, "RunInstances", 1, func(ctx context.Context) (err error) {
+			*out, err = rt.ec2.RunInstances(ctx, in)
+			return err
+		})
+		if err == nil || n > capacityRetries || awserr.Classify(err) != awserr.Capacity {
+			return err
+		}
+		rt.log.InfoContext(ctx, "launch refused for capacity, retrying", "code", awserr.Code(err), "retry", n)
+		if err := sleep(ctx, rt.backoff(capacityBase, n)); err != nil {
+			return err
+		}
+	}
 }
 
 // bringUp launches the replacement and puts it in service next to the old

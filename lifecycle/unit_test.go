@@ -70,10 +70,13 @@ func TestSurgeLaunchInputAndCapacityError(t *testing.T) {
 	var got *ec2.RunInstancesInput
 	m.EXPECT().RunInstances(gomock.Any(), gomock.Any()).DoAndReturn(
 		func(_ context.Context, in *ec2.RunInstancesInput, _ ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error) {
+			if got != nil && aws.ToString(got.ClientToken) != aws.ToString(in.ClientToken) {
+				t.Errorf("capacity retry changed the ClientToken: %q then %q", aws.ToString(got.ClientToken), aws.ToString(in.ClientToken))
+			}
 			got = in
 			return nil, &smithy.GenericAPIError{Code: "InsufficientInstanceCapacity", Message: "no capacity"}
-		})
-	s := lifecycle.NewSurge(m, lifecycle.Target{ImageID: newAMI}, func(o *lifecycle.Options) { o.DisablePacing = true })
+		}).Times(4) // the first launch and 3 capacity retries, then the replacement fails
+	s := lifecycle.NewSurge(m, lifecycle.Target{ImageID: newAMI}, func(o *lifecycle.Options) { o.DisablePacing = true; o.TimeScale = 1e-3 })
 	_, err := s.Replace(t.Context(), mockID)
 	var re *lifecycle.ReplaceError
 	if !errors.As(err, &re) || re.Phase != "launch" || re.RolledBack {
@@ -114,8 +117,8 @@ func TestSurgeLaunchInputAndCapacityError(t *testing.T) {
 				t.Errorf("retry token %q, want %q", aws.ToString(in.ClientToken), tok)
 			}
 			return nil, &smithy.GenericAPIError{Code: "InsufficientInstanceCapacity"}
-		})
-	_, _ = lifecycle.NewSurge(m2, lifecycle.Target{ImageID: newAMI}, func(o *lifecycle.Options) { o.DisablePacing = true }).Replace(t.Context(), mockID)
+		}).Times(4)
+	_, _ = lifecycle.NewSurge(m2, lifecycle.Target{ImageID: newAMI}, func(o *lifecycle.Options) { o.DisablePacing = true; o.TimeScale = 1e-3 }).Replace(t.Context(), mockID)
 }
 
 func TestRefusalsBeforeAnyChange(t *testing.T) {

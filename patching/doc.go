@@ -31,9 +31,11 @@
 //  4. tracks: one paced ListCommands loop (5 s, growing to 30 s while
 //     nothing changes; with several commands, one page of 50 commands
 //     filtered by document and start time serves them all), and, when a
-//     command's CompletedCount moved (at most every ResultsInterval) or it
-//     ended, ListCommandInvocations with Details, 50 a page, recording each
-//     finished invocation and streaming it to the Observer;
+//     command's CompletedCount moved (at most every ResultsInterval, and
+//     proportionally less often for a command of more than 30 pages, so a
+//     5,000-instance command costs a page a second, not 100 pages every
+//     30 s) or it ended, ListCommandInvocations with Details, 50 a page,
+//     recording each finished invocation and streaming it to the Observer;
 //  5. collects output: the plugin Output of ListCommandInvocations is at
 //     most 2,500 characters (amazon-ssm-agent MaximumPluginOutputSize);
 //     for failed invocations (RunnerOptions.FetchOutput) GetCommandInvocation

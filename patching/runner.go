@@ -253,7 +253,8 @@ type RunnerOptions struct {
 	PollInterval, MaxPollInterval time.Duration
 	// ResultsInterval is the least time between two ListCommandInvocations
 	// sweeps of a running command (its last sweep, at the end, is always
-	// made). Default 30s.
+	// made). Default 30s. A command whose sweep reads more than 30 pages
+	// (1,500 invocations) is swept proportionally less often.
 	ResultsInterval time.Duration
 	// CancelTimeout bounds the CancelCommand calls made after the context is
 	// cancelled. Default 30s.
@@ -609,8 +610,17 @@ type batch struct {
 	completed  int
 	errors     int
 	lastSweep  time.Time
+	sweepPages int // pages the last sweep read
 	reported   map[string]bool
 }
+
+// sweepPagesPerInterval is how many ListCommandInvocations pages one
+// ResultsInterval pays for: a command with more invocations is swept
+// proportionally less often (at the 30s default, a page a second on
+// average, a tenth of SSM's read rate of 10 calls a second), so that
+// watching a 5,000-instance command does not cost a full 100-page sweep
+// every 30s. The final sweep of a finished command is always made.
+const sweepPagesPerInterval = 30
 
 // tracker runs one Command: sends its batches within the concurrency and
 // error budgets, polls them, collects invocations.
@@ -896,7 +906,8 @@ func (t *tracker) poll(ctx context.Context, b *batch, c *ssmtypes.Command) (chan
 	moved := completed > b.completed
 	b.completed = completed
 	now := time.Now()
-	if terminal || (moved && now.Sub(b.lastSweep) >= r.opts.ResultsInterval) {
+	gap := r.opts.ResultsInterval * time.Duration(max(sweepPagesPerInterval, b.sweepPages)) / sweepPagesPerInterval
+	if terminal || (moved && now.Sub(b.lastSweep) >= gap) {
 		if err := t.sweep(ctx, b); err != nil {
 			return false, err
 		}
@@ -952,7 +963,9 @@ func (t *tracker) sweep(ctx context.Context, b *batch) error {
 	r := t.r
 	var next *string
 	var fresh []Invocation
+	b.sweepPages = 0
 	for {
+		b.sweepPages++
 		var out *ssm.ListCommandInvocationsOutput
 		err := r.call(ctx, "ListCommandInvocations", func(ctx context.Context) (err error) {
 			out, err = r.api.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{

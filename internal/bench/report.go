@@ -224,20 +224,35 @@ const analysis = `
   tagged after launch) - a change of lifecycle's tagging and adoption contract, left for the lifecycle owner.
 - **S3 (ratio <= 1.10)** uses Targets (tag:Role=web): one command, SSM's own sliding window of K=500 across the fleet.
   With 50-ID commands each command gets its own 10% of 50 = 5 slots and the whole fleet waits for the slowest command
-  (ratio ~1.23, the previous figure). The remaining gap to max(Σd/K, max d) is the tail: the last invocations start
-  when slots free and run 2-12 minutes; Σd/K is not attainable by any online schedule that cannot know the durations.
-- **S6 (ratio <= 1.10)**: 10% of all calls are throttled at random; each throttled call costs its caller a jittered
-  back-off of about a second, and the fault source is shared by all calls, so S6 (and the naive runs) vary from run to
-  run by a few percent with goroutine interleaving. Capacity errors fail the replacement (reported, old instance kept).
+  (ratio ~1.23, the previous figure). The remaining gap to max(Σd/K, max d) is SSM's, not the runner's: with seed 3
+  the first invocation starts 9.0 s after Run is called (preflight: 100 DescribeInstanceInformation pages, 20 then
+  10 a second, then SendCommand and agent delivery) and the last one ends at 4,724.1 s, so SSM's own window spans
+  4,715.1 s = 1.102 of the 4,277.1 s bound before the runner notices anything; the runner adds ~11 s (the next
+  5 s ListCommands tick and the final 100-page ListCommandInvocations sweep, 20 then 10 a second). The gap is the
+  tail (the last invocations start when slots free and run 2-12 minutes; Σd/K is not attainable by any online
+  schedule that cannot know the durations) plus 1-5 s of delivery per invocation, which the bound leaves out.
+  Results sweeps of a command of more than 30 pages are spaced by pages (a page a second on average): 4,600
+  ListCommandInvocations calls instead of 13,900, 1.1 calls per instance instead of 2.9.
+- **S6 (ratio <= 1.10)**: 10% of all calls are throttled at random. Pacing already keeps every call within the
+  buckets, so lifecycle retries a throttle after 100-300 ms (doubling only while the same call stays throttled) and
+  retries a throttled status poll within its tick; a launch refused for capacity is retried up to 3 times (2 s
+  doubling) before the replacement fails, so S6 does the same work as S1 and costs it a few seconds more (startup:
+  throttled RunInstances spend request tokens). The fault source is shared by all calls, so S6 varies from run to
+  run by a few tenths of a percent with goroutine interleaving. Of S1's own 135 s over the bound (3 s status polls):
+  ~93 s is the drain after the last launch (slots go idle while the last replacements boot), ~23 s the start (100
+  launches through the 5-token, 2-a-second RunInstances request bucket) and ~15 s noticing health.
 - **Calls per instance vs naive (S1, S2)**: the naive rollout (SDK retryer, 3 attempts, no pacing) gives up on most
   instances when K launches hit the 5-token RunInstances bucket at once: it replaces 72 of 1,000 in S1. Per fleet
   instance it therefore spends fewer calls than the library; per instance actually replaced it spends 5-10x more.
-  The library's floor is ~3.3 calls per instance: RunInstances 1, TerminateInstances 1, DescribeInstanceAttribute 1
-  (user data must be read per instance to clone it; no batch API returns it), DescribeInstanceStatus ~0.3.
+  The library spends ~3.5 calls per instance: RunInstances 1, TerminateInstances 1, DescribeInstanceAttribute 1
+  (user data must be read per instance to clone it; no batch API returns it), DescribeInstanceStatus ~0.5 (one call
+  per 100 waited-on instances every 3 s: 0.3 at 5 s cost S1 ~6 s of makespan).
   Going below 1.7 (5x under a naive baseline that finished its work, ~8.5 calls each) needs batched RunInstances and
   TerminateInstances, the same change as S2.
-- **S5** has no ratio target: Retention checks the launch permissions of each image it retires
-  (DescribeImageAttribute, one call per image) and deregisters sequentially; the bound counts only DeregisterImage.
+- **S5** has no ratio target: Retention's plan checks the launch permissions of each image it retires
+  (DescribeImageAttribute, one call per image, non-mutating bucket 100 then 20 a second: (3,760-100)/20 = 183 s)
+  before Apply deregisters them one at a time ((3,760-100)/5 = 732 s, the bound): 183 + 732 = 915 s, ratio 1.25.
+  Checking the sharing of the next images while DeregisterImage tokens refill would bring it to ~1.0 (ami package).
 
 ## Memory: a 100,000-instance inventory
 
