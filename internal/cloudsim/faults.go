@@ -58,6 +58,9 @@ func (s *Sim) call(ctx context.Context, svc service, op string, resources func()
 
 // admit applies the token buckets and the random faults (lock held).
 func (s *Sim) admit(svc service, op string, resources func() int) error {
+	if err := s.authorize(svc, op); err != nil { // policy.go: EnforcePolicy
+		return err
+	}
 	if l := s.limiter[svc.prefix]; l != nil {
 		n := 0
 		if resources != nil {

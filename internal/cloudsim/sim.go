@@ -112,6 +112,7 @@ type Sim struct {
 	cw     cwState           // CloudWatch alarms, metric history, maintenance options (cloudwatch_alarms.go)
 	img    imageState        // images, snapshots, launch templates, Auto Scaling groups, SSM parameters (ec2_images.go)
 	cm     cmState           // configuration management: Chef, Ansible, Puppet runs and agents (ssm_configmgmt.go)
+	pol    policyState       // IAM policy enforcement (policy.go)
 }
 
 // New returns a Sim configured by optFns.
