@@ -616,7 +616,8 @@ func (r *Retention) Apply(ctx context.Context, plan *RetentionPlan) (ApplyResult
 		}
 	}
 	if len(failed) > 0 {
-		return res, r.progress(nil, res, failed, fmt.Errorf("%d of %d actions failed", len(failed), len(acts)))
+		first := slices.Sorted(maps.Keys(failed))[0] // name the first cause, so the message says why
+		return res, r.progress(nil, res, failed, fmt.Errorf("%d of %d actions failed (first: %w)", len(failed), len(acts), failed[first]))
 	}
 	return res, nil
 }

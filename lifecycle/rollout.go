@@ -145,8 +145,12 @@ type RolloutError struct {
 }
 
 func (e *RolloutError) Error() string {
-	return fmt.Sprintf("rollout %s stopped: %d replaced, %d failed (%d rolled back), %d pending: %v",
+	msg := fmt.Sprintf("rollout %s stopped: %d replaced, %d failed (%d rolled back), %d pending: %v",
 		e.ID, len(e.Replaced), len(e.Failed), len(e.RolledBack), len(e.Pending), e.Err)
+	if ids := slices.Sorted(maps.Keys(e.Failed)); len(ids) > 0 { // the first cause, so the message says why
+		msg += fmt.Sprintf(" (first failure: %s: %v)", ids[0], e.Failed[ids[0]])
+	}
+	return msg
 }
 
 // Unwrap returns the cause.

@@ -19,6 +19,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/ec2ops/ec2ops"
+	"github.com/ec2ops/ec2ops/internal/awserr"
 	"github.com/ec2ops/ec2ops/internal/ec2wait"
 	"github.com/ec2ops/ec2ops/internal/poll"
 	"github.com/ec2ops/ec2ops/internal/quantity"
@@ -288,10 +289,24 @@ func (p *Patcher) describe(ctx context.Context, ids []string) (map[string]ec2typ
 	fetch := ec2wait.FetchInstances(p.ec2)
 	out := make(map[string]ec2types.Instance, len(ids))
 	for chunk := range slices.Chunk(ids, ec2wait.InstancesChunk) {
-		if err := p.opts.EC2Limiter.Wait(ctx, "DescribeInstances", 0); err != nil {
-			return nil, err
+		var m map[string]ec2types.Instance
+		var err error
+		// Throttling and 5xx are retried with backoff, never surfaced.
+		for attempt, delay := 0, time.Second; ; attempt, delay = attempt+1, min(2*delay, 20*time.Second) {
+			if err := p.opts.EC2Limiter.Wait(ctx, "DescribeInstances", 0); err != nil {
+				return nil, err
+			}
+			if m, err = fetch(ctx, chunk); err == nil || !awserr.Retryable(err) || attempt >= 8 {
+				break
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, ctx.Err()
+			case <-t.C:
+			}
 		}
-		m, err := fetch(ctx, chunk)
 		if err != nil {
 			return nil, fmt.Errorf("plan: describe instances: %w", err)
 		}

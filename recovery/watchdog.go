@@ -227,6 +227,7 @@ func (w *Watchdog) Run(ctx context.Context, fleet Fleet) error {
 	}
 	r := &run{w: w, ctx: ctx, fleet: fleet, maxConc: q, watches: map[string]*watch{}, results: make(chan replaceResult)}
 	defer r.wg.Wait()
+	defer r.restartStopped()
 	if err := r.resolve(); err != nil {
 		return err
 	}
@@ -241,6 +242,49 @@ func (w *Watchdog) Run(ctx context.Context, fleet Fleet) error {
 		case <-timer.C:
 			r.tick()
 			timer.Reset(w.opts.Interval)
+		}
+	}
+}
+
+// restartStopped starts again the instances this run stopped for a
+// stop/start that had not been started yet when Run returned (ctx done):
+// a cancelled Watchdog never leaves an instance stopped. It runs without
+// ctx, for at most ActionTimeout, waiting for each instance to finish
+// stopping (StartInstances answers IncorrectInstanceState until then).
+func (r *run) restartStopped() {
+	var ids []string
+	for id, wt := range r.watches {
+		if wt.act != nil && wt.act.kind == ActionStopStart && wt.act.stopping {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	sort.Strings(ids)
+	w := r.w
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), w.opts.ActionTimeout)
+	defer cancel()
+	for _, id := range ids {
+		for {
+			err := w.call.do(ctx, "ec2:StartInstances", func() error {
+				_, err := w.api.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}})
+				return err
+			})
+			if err == nil {
+				r.emit("start", id, "started after stop (the Watchdog was stopped mid stop/start)", nil)
+				break
+			}
+			if awserr.Code(err) != "IncorrectInstanceState" || ctx.Err() != nil {
+				r.emit("start", id, "could not start the instance again after its stop; start it by hand", err)
+				break
+			}
+			t := time.NewTimer(5 * time.Second)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
 		}
 	}
 }
@@ -292,7 +336,7 @@ func (r *run) tick() {
 	w := r.w
 	now := time.Now()
 	if len(r.fleet.Filters) > 0 && now.Sub(r.refresh) >= w.opts.RefreshInterval {
-		if err := r.resolve(); err != nil {
+		if err := r.resolve(); err != nil && r.ctx.Err() == nil { // not an error when Run is stopping
 			r.emit("refresh", "", "fleet refresh failed", err)
 		}
 	}
