@@ -70,6 +70,11 @@ type AlarmOptions struct {
 	// RateShare is the share of the account's published CloudWatch and EC2
 	// request rates the Installer may use, in (0, 1]. Zero means 1.
 	RateShare float64
+	// TimeScale compresses client-side pacing and retry delays for a
+	// simulated cloud whose time runs compressed (cloudsim's
+	// Options.TimeScale): buckets refill 1/TimeScale times faster. Leave it
+	// zero (meaning 1) against AWS.
+	TimeScale float64
 	// MaxRetries bounds the retries of a throttled or failed call. Zero
 	// means 8.
 	MaxRetries int
@@ -111,7 +116,7 @@ func NewInstaller(ec2api InstanceAPI, cw AlarmAPI, optFns ...func(*AlarmOptions)
 	}
 	o.Tags = maps.Clone(o.Tags)
 	o.NotifyTopicARNs = slices.Clone(o.NotifyTopicARNs)
-	c := newCaller(o.RateShare, o.MaxRetries, o.Logger)
+	c := newCaller(o.RateShare, o.TimeScale, o.MaxRetries, o.Logger)
 	d := &Detector{api: ec2api, call: c, types: map[string]typeInfo{}}
 	return &Installer{ec2: ec2api, cw: cw, opts: o, call: c, detect: d}
 }

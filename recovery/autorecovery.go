@@ -19,6 +19,11 @@ type AutoRecoveryOptions struct {
 	// RateShare is the share of the account's published EC2 request rates
 	// to use, in (0, 1]. Zero means 1.
 	RateShare float64
+	// TimeScale compresses client-side pacing and retry delays for a
+	// simulated cloud whose time runs compressed (cloudsim's
+	// Options.TimeScale): buckets refill 1/TimeScale times faster. Leave it
+	// zero (meaning 1) against AWS.
+	TimeScale float64
 	// MaxRetries bounds the retries of a throttled or failed call. Zero
 	// means 8.
 	MaxRetries int
@@ -43,7 +48,7 @@ func NewAutoRecovery(api MaintenanceAPI, optFns ...func(*AutoRecoveryOptions)) *
 	for _, f := range optFns {
 		f(&o)
 	}
-	c := newCaller(o.RateShare, o.MaxRetries, o.Logger)
+	c := newCaller(o.RateShare, o.TimeScale, o.MaxRetries, o.Logger)
 	return &AutoRecovery{api: api, opts: o, call: c, detect: &Detector{api: api, call: c, types: map[string]typeInfo{}}}
 }
 

@@ -84,6 +84,7 @@ func validInstanceID(id string) bool {
 // transient errors with capped exponential backoff (seeded jitter).
 type caller struct {
 	ec2, cw    *ratelimit.Limiter
+	timeScale  float64 // multiplies retry delays (see Options.TimeScale)
 	maxRetries int
 	log        *slog.Logger
 
@@ -91,7 +92,10 @@ type caller struct {
 	rng *rand.Rand // jitter
 }
 
-func newCaller(share float64, maxRetries int, log *slog.Logger) *caller {
+func newCaller(share, timeScale float64, maxRetries int, log *slog.Logger) *caller {
+	if timeScale <= 0 {
+		timeScale = 1
+	}
 	if maxRetries <= 0 {
 		maxRetries = 8
 	}
@@ -100,7 +104,9 @@ func newCaller(share float64, maxRetries int, log *slog.Logger) *caller {
 	}
 	sh := func(o *ratelimit.Options) { o.Share = share }
 	return &caller{
-		ec2: ratelimit.New(ratelimit.EC2(), sh), cw: ratelimit.New(ratelimit.CloudWatch(), sh),
+		ec2:        ratelimit.New(ratelimit.EC2().Compressed(timeScale), sh),
+		cw:         ratelimit.New(ratelimit.CloudWatch().Compressed(timeScale), sh),
+		timeScale:  timeScale,
 		maxRetries: maxRetries, log: log, rng: rand.New(rand.NewPCG(1, 2)),
 	}
 }
@@ -121,7 +127,7 @@ func (c *caller) do(ctx context.Context, action string, f func() error) error {
 		if err == nil || !awserr.Retryable(err) || attempt >= c.maxRetries {
 			return err
 		}
-		d := min(20*time.Second, 250*time.Millisecond<<attempt)
+		d := time.Duration(float64(min(20*time.Second, 250*time.Millisecond<<attempt)) * c.timeScale)
 		c.mu.Lock()
 		d = d/2 + time.Duration(c.rng.Int64N(int64(d/2)+1))
 		c.mu.Unlock()

@@ -82,6 +82,11 @@ type DetectorOptions struct {
 	// RateShare is the share of the account's published EC2 request rates
 	// the Detector may use, in (0, 1]. Zero means 1.
 	RateShare float64
+	// TimeScale compresses client-side pacing and retry delays for a
+	// simulated cloud whose time runs compressed (cloudsim's
+	// Options.TimeScale): buckets refill 1/TimeScale times faster. Leave it
+	// zero (meaning 1) against AWS.
+	TimeScale float64
 	// MaxRetries bounds the retries of a throttled or failed call. Zero
 	// means 8.
 	MaxRetries int
@@ -106,7 +111,7 @@ func NewDetector(api InstanceAPI, optFns ...func(*DetectorOptions)) *Detector {
 	for _, f := range optFns {
 		f(&o)
 	}
-	return &Detector{api: api, call: newCaller(o.RateShare, o.MaxRetries, o.Logger), types: map[string]typeInfo{}}
+	return &Detector{api: api, call: newCaller(o.RateShare, o.TimeScale, o.MaxRetries, o.Logger), types: map[string]typeInfo{}}
 }
 
 // NewDetectorFromConfig returns a Detector with an EC2 client made from cfg.
