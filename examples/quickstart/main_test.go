@@ -7,9 +7,9 @@ import (
 	"testing/synctest"
 )
 
-// TestQuickstart runs the example on the simulator in a synctest bubble at
-// real simulated latencies (time scale 1): the fleet must all become
-// healthy, and the poller must stay batched.
+// TestQuickstart runs the whole maintenance cycle on the simulator in a
+// synctest bubble at real simulated latencies (time scale 1) and checks the
+// outcome of every step.
 func TestQuickstart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var out bytes.Buffer
@@ -17,23 +17,46 @@ func TestQuickstart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run: %v\n%s", err, out.String())
 		}
-		if s.Launched != 200 || s.Healthy != 200 {
-			t.Fatalf("launched %d, healthy %d, want 200/200", s.Launched, s.Healthy)
+		t.Logf("\n%s", out.String())
+		if s.Recommendation == "" || s.NewImage == "" {
+			t.Errorf("recommendation %q, new image %q", s.Recommendation, s.NewImage)
 		}
-		if got := s.Calls["ec2:RunInstances"]; got != 3 {
-			t.Errorf("RunInstances calls = %d, want 3 (one per AZ)", got)
+		if s.Replaced != 200 || s.OnNewImage != 200 || s.Healthy != 200 {
+			t.Errorf("replaced %d, on the new image %d, healthy %d; want 200 each", s.Replaced, s.OnNewImage, s.Healthy)
 		}
-		if s.Poll.Calls > 2*s.Poll.Ticks {
-			t.Errorf("%d status calls in %d ticks: more than ceil(200/100) per tick", s.Poll.Calls, s.Poll.Ticks)
+		if s.MinHealthy < 200 {
+			t.Errorf("healthy capacity dropped to %d during the rollout, want >= 200", s.MinHealthy)
 		}
-		if got := s.Calls["ec2:DescribeInstanceStatus"]; got != s.Poll.Calls {
-			t.Errorf("simulator counted %d DescribeInstanceStatus calls, poller %d", got, s.Poll.Calls)
+		if s.Alarms != 200 {
+			t.Errorf("recover alarms = %d, want one per fleet instance (200)", s.Alarms)
 		}
-		for _, want := range []string{"launch: 200 instances in 3 RunInstances calls", "healthy [##############################] 200/200", "done: 200/200 instances healthy"} {
-			if !strings.Contains(out.String(), want) {
-				t.Errorf("output lacks %q:\n%s", want, out.String())
+		if len(s.Impaired) != 4 || len(s.Recovered) < 4 {
+			t.Errorf("impaired %v, recovered %v", s.Impaired, s.Recovered)
+		}
+		for _, id := range s.Impaired {
+			if s.Recovered[id] == "" {
+				t.Errorf("impaired %s: nothing brought it back", id)
 			}
 		}
-		t.Logf("\n%s", out.String())
+		if s.Patched != 200 || s.Compliant != 200 {
+			t.Errorf("patched %d, compliant %d, want 200", s.Patched, s.Compliant)
+		}
+		if s.ChefLayer != 100 || s.ChefWouldRun != 100 || s.ChefChanged != 100 {
+			t.Errorf("chef layer %d, why-run %d, changed %d; want 100 each", s.ChefLayer, s.ChefWouldRun, s.ChefChanged)
+		}
+		if s.RetentionFirst != "deprecate" {
+			t.Errorf("old image while in use: %q, want deprecate (in use, kept)", s.RetentionFirst)
+		}
+		if s.OldImageState != "deregistered" {
+			t.Errorf("old image state %q, want deregistered", s.OldImageState)
+		}
+		if len(s.Violations) > 0 {
+			t.Errorf("simulator invariants violated: %v", s.Violations)
+		}
+		for _, want := range []string{"1. Balancer", "7. Retention", "Summary ("} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
 	})
 }
