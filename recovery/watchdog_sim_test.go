@@ -170,8 +170,12 @@ func TestWatchdogHealsFivePercent(t *testing.T) {
 		}
 		ticks := st.Ticks
 		calls := sim.Calls()
-		if calls["ec2:DescribeInstanceStatus"] != st.StatusCalls || st.StatusCalls != 2*ticks {
-			t.Errorf("status calls %d for %d ticks (want 2 a tick), sim saw %d", st.StatusCalls, ticks, calls["ec2:DescribeInstanceStatus"])
+		// Batched: 2 calls a tick for 200 instances (100 IDs a call). A
+		// throttled call is retried, and the tick cut short by the end of
+		// the run may have sent its first chunk: allow for both.
+		retried := sim.Throttled()["ec2:DescribeInstanceStatus"]
+		if extra := st.StatusCalls - retried - 2*ticks; calls["ec2:DescribeInstanceStatus"] != st.StatusCalls || extra < 0 || extra > 1 {
+			t.Errorf("status calls %d (%d retried throttles) for %d ticks (want 2 a tick), sim saw %d", st.StatusCalls, retried, ticks, calls["ec2:DescribeInstanceStatus"])
 		}
 		if u := w.Policy().Uncovered(calls); len(u) != 0 {
 			t.Errorf("calls outside the Watchdog's policy: %v", u)
