@@ -82,6 +82,17 @@ func TestPolicy(t *testing.T) {
 	if !m.Allows("ssm:SendCommand") || !m.Allows("ec2:RunInstances") || len(p.Statement) != 2 {
 		t.Fatal("Merge")
 	}
+	twice := p.Merge(p)
+	var sids []string
+	for _, st := range twice.Statement {
+		sids = append(sids, st.Sid)
+	}
+	if got := strings.Join(sids, ","); got != "Launch,Read,Launch2,Read2" {
+		t.Fatalf("merged Sids = %s, want unique ones", got)
+	}
+	if p.Statement[0].Sid != "Launch" {
+		t.Fatal("Merge renamed the receiver's statements")
+	}
 }
 
 func TestPolicyUncovered(t *testing.T) {

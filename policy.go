@@ -2,6 +2,7 @@ package ec2ops
 
 import (
 	"encoding/json"
+	"fmt"
 	"sort"
 )
 
@@ -86,11 +87,24 @@ func (p Policy) Uncovered(calls map[string]int) []string {
 }
 
 // Merge returns a policy with the statements of p and others, for a tool
-// that runs several strategies under one role.
+// that runs several strategies under one role. IAM requires Sids to be
+// unique within a policy, so a Sid seen before gets its occurrence number
+// appended ("Describe", "Describe2", ...).
 func (p Policy) Merge(others ...Policy) Policy {
 	out := Policy{Version: PolicyVersion, Statement: append([]Statement(nil), p.Statement...)}
 	for _, o := range others {
 		out.Statement = append(out.Statement, o.Statement...)
+	}
+	seen := map[string]int{}
+	for i := range out.Statement {
+		sid := out.Statement[i].Sid
+		if sid == "" {
+			continue
+		}
+		seen[sid]++
+		if n := seen[sid]; n > 1 {
+			out.Statement[i].Sid = fmt.Sprintf("%s%d", sid, n)
+		}
 	}
 	return out
 }

@@ -53,29 +53,12 @@ func policies() []entry {
 	}
 }
 
-// uniqueSids prefixes a statement's Sid with its source when merging made
-// it collide (IAM requires Sids unique within a policy).
-func uniqueSids(p ec2ops.Policy) ec2ops.Policy {
-	seen := map[string]int{}
-	for i := range p.Statement {
-		sid := p.Statement[i].Sid
-		if sid == "" {
-			continue
-		}
-		seen[sid]++
-		if n := seen[sid]; n > 1 {
-			p.Statement[i].Sid = fmt.Sprintf("%s%d", sid, n)
-		}
-	}
-	return p
-}
-
 // renderPolicies is the README section between the policy markers.
 func renderPolicies() string {
 	var b strings.Builder
 	for _, e := range policies() {
 		fmt.Fprintf(&b, "\n<details><summary><b>%s</b>: %s, %d actions</summary>\n\n```json\n%s\n```\n\n</details>\n",
-			e.name, e.what, len(e.policy.Actions()), uniqueSids(e.policy).JSON())
+			e.name, e.what, len(e.policy.Actions()), e.policy.JSON())
 	}
 	return b.String()
 }
