@@ -17,6 +17,13 @@ var (
 	ErrUnsupported = errors.New("ec2ops: unsupported")
 	// ErrTimeout marks a wait that ran past its deadline.
 	ErrTimeout = errors.New("ec2ops: timed out")
+	// ErrUnmanaged marks targets that Systems Manager cannot reach yet: no
+	// registered or no online SSM agent. Nothing was sent to them, so the
+	// call is safe to retry once the agent is online (a fresh agent can
+	// take more than two minutes to register). patching's *UnmanagedError
+	// matches it, so packages that only consume a command runner (ami's
+	// Baker) can recognise it without importing patching.
+	ErrUnmanaged = errors.New("ec2ops: not managed by Systems Manager")
 )
 
 // InputError reports one invalid field of a caller's input: which field, what

@@ -40,10 +40,20 @@ type BakeAPI interface {
 
 // ShellRunner runs shell commands on instances through Systems Manager
 // (AWS-RunShellScript) and returns nil only if every instance succeeded.
-// patching's CommandRunner satisfies it; the Baker uses it to apply the
+// patching's Runner satisfies it; the Baker uses it to apply the
 // command layers of a recipe on the builder instance.
 type ShellRunner interface {
 	RunShell(ctx context.Context, instanceIDs []string, commands []string) error
+}
+
+// AgentWaiter is optionally implemented by a ShellRunner (patching's Runner
+// implements it): WaitManaged blocks until every instance of instanceIDs
+// has an online SSM agent, or fails when ctx ends (with an error matching
+// ec2ops.ErrUnmanaged). The Baker calls it with the builder's ID before the
+// first command layer, bounded by BakerOptions.AgentTimeout, because a
+// builder passes its status checks before its agent has registered.
+type AgentWaiter interface {
+	WaitManaged(ctx context.Context, instanceIDs []string) error
 }
 
 // SweepAPI is what the Sweeper calls on EC2.

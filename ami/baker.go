@@ -26,7 +26,8 @@ import (
 type BakerOptions struct {
 	// Runner applies the Commands of recipe layers on the builder and waits
 	// for cloud-init to finish, through Systems Manager. It is required for
-	// recipes with layers; patching.CommandRunner satisfies it.
+	// recipes with layers; patching.Runner satisfies it, and AgentWaiter
+	// too, which lets the Baker wait for the builder's SSM agent.
 	Runner ShellRunner
 	// Limiter paces EC2 calls; nil means a private limiter with the
 	// published EC2 buckets. Share one limiter between strategies.
@@ -41,6 +42,16 @@ type BakerOptions struct {
 	// BuilderTimeout bounds the wait for the builder to pass its status
 	// checks. Default 20m.
 	BuilderTimeout time.Duration
+	// AgentTimeout bounds the wait for the builder's SSM agent to be online
+	// before the first command: an instance passes its status checks before
+	// its agent registers, which can take more than two minutes
+	// (AWS-FACTS.md "Latencies"). If the Runner implements AgentWaiter, the
+	// Baker calls WaitManaged for at most AgentTimeout (Observer phase
+	// "wait-agent"). Otherwise, and if an agent drops out later, a RunShell
+	// refused with ec2ops.ErrUnmanaged (nothing was sent) is retried after
+	// PollInterval, the delay doubling up to a minute, for at most
+	// AgentTimeout and 20 attempts. Default 10m.
+	AgentTimeout time.Duration
 	// ImageTimeout bounds the wait for the image to become available.
 	// Default 3h (large volumes take hours: AWS-FACTS.md "Latencies").
 	ImageTimeout time.Duration
@@ -71,6 +82,9 @@ func NewBaker(api BakeAPI, optFns ...func(*BakerOptions)) *Baker {
 	}
 	if o.BuilderTimeout <= 0 {
 		o.BuilderTimeout = 20 * time.Minute
+	}
+	if o.AgentTimeout <= 0 {
+		o.AgentTimeout = 10 * time.Minute
 	}
 	if o.ImageTimeout <= 0 {
 		o.ImageTimeout = 3 * time.Hour
@@ -218,7 +232,7 @@ func (r Recipe) validate(hasRunner bool) error {
 		seen[l.Name] = true
 		if !l.empty() && !hasRunner {
 			return ec2ops.InvalidInput("BakerOptions.Runner", "", "the recipe has layers but no ShellRunner confirms them",
-				"set BakerOptions.Runner (patching.CommandRunner satisfies it); the builder needs the SSM agent and an instance profile")
+				"set BakerOptions.Runner (patching.Runner satisfies it); the builder needs the SSM agent and an instance profile")
 		}
 	}
 	if _, err := UserData(r.Layers); err != nil {
@@ -281,6 +295,10 @@ func (b *Baker) PlanRecipe(r Recipe) (ec2ops.Plan, error) {
 		{Action: "ec2:RunInstances", Resources: []string{r.BaseImage}, Reason: fmt.Sprintf("launch the builder (%s) with the cloud-init layers, tagged %s=%s", builderType(r), TagRole, RoleBuilder)},
 		{Action: "ec2:DescribeInstanceStatus", Resources: []string{"builder"}, Reason: "wait until the builder passes its status checks"},
 	}}
+	if r.runsCommands() {
+		p.Steps = append(p.Steps, ec2ops.Step{Action: "ssm:DescribeInstanceInformation", Resources: []string{"builder"},
+			Reason: fmt.Sprintf("wait until the builder's SSM agent is online (at most %s)", b.opts.AgentTimeout)})
+	}
 	ud, _ := UserData(r.Layers)
 	if ud != "" {
 		p.Steps = append(p.Steps, ec2ops.Step{Action: "ssm:SendCommand", Resources: []string{"builder"}, Reason: "wait for cloud-init to finish (cloud-init status --wait)"})
@@ -457,8 +475,9 @@ func (b *Baker) waitImage(ctx context.Context, id string) (Image, error) {
 // the same recipe if there is one; otherwise it launches a builder from
 // r.BaseImage (or adopts a live builder of an earlier run) tagged
 // ec2ops:role=builder and ec2ops:bake=ID, with the layers' cloud-init user
-// data, waits until it passes its status checks, waits for cloud-init and
-// runs each layer's Commands through the Runner, creates the image (tagged,
+// data, waits until it passes its status checks and its SSM agent is
+// online (AgentTimeout), waits for cloud-init and runs each layer's
+// Commands through the Runner, creates the image (tagged,
 // with its snapshots), waits until it is available, and always terminates
 // the builder, on failure and cancellation too (with a context that
 // survives cancellation, bounded by CleanupTimeout). If even that fails,
@@ -499,6 +518,10 @@ func (b *Baker) Bake(ctx context.Context, r Recipe) (res Result, err error) {
 		}()
 		phase = "wait-builder"
 		if err = b.waitBuilder(ctx, builder); err != nil {
+			return res, err
+		}
+		phase = "wait-agent"
+		if err = b.waitAgent(ctx, r, builder); err != nil {
 			return res, err
 		}
 		phase = "layers"
@@ -656,6 +679,88 @@ func (b *Baker) waitBuilder(ctx context.Context, id string) error {
 	return nil
 }
 
+// runsCommands reports whether the bake sends anything through the Runner:
+// "cloud-init status --wait" when a layer has user data, and every layer's
+// Commands.
+func (r Recipe) runsCommands() bool {
+	for _, l := range r.Layers {
+		if l.UserData != "" || len(l.Commands) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// waitAgent waits, when the Runner implements AgentWaiter and the recipe
+// has something to run, for the builder's SSM agent to be online, for at
+// most AgentTimeout.
+func (b *Baker) waitAgent(ctx context.Context, r Recipe, builder string) error {
+	w, ok := b.opts.Runner.(AgentWaiter)
+	if !ok || !r.runsCommands() {
+		return nil
+	}
+	b.c.emit("wait-agent", builder, 0, 1, "waiting for the SSM agent", nil)
+	start := time.Now()
+	wctx, cancel := context.WithTimeoutCause(ctx, b.opts.AgentTimeout, ec2ops.ErrTimeout)
+	defer cancel()
+	if err := w.WaitManaged(wctx, []string{builder}); err != nil {
+		if errors.Is(context.Cause(wctx), ec2ops.ErrTimeout) && ctx.Err() == nil {
+			if !errors.Is(err, ec2ops.ErrTimeout) {
+				err = fmt.Errorf("%w: %w", ec2ops.ErrTimeout, err)
+			}
+			return fmt.Errorf("builder %s: SSM agent not online after %s (AgentTimeout)%s: %w", builder, b.opts.AgentTimeout, agentHint(r), err)
+		}
+		return fmt.Errorf("builder %s: wait for the SSM agent: %w", builder, err)
+	}
+	b.c.emit("wait-agent", builder, 1, 1, "SSM agent online after "+time.Since(start).Round(time.Second).String(), nil)
+	return nil
+}
+
+// agentHint says what to check when the builder's agent never comes online.
+func agentHint(r Recipe) string {
+	if r.InstanceProfile == "" {
+		return "; Recipe.InstanceProfile is empty: the agent needs a role with AmazonSSMManagedInstanceCore"
+	}
+	return "; check that instance profile " + r.InstanceProfile + " grants AmazonSSMManagedInstanceCore and that the builder reaches the SSM endpoints"
+}
+
+// maxUnmanagedAttempts bounds the RunShell calls of one step refused with
+// ec2ops.ErrUnmanaged, beside AgentTimeout.
+const maxUnmanagedAttempts = 20
+
+// runShell runs commands on the builder through the Runner. A refusal
+// because the builder's agent is not online yet (ec2ops.ErrUnmanaged:
+// nothing was sent, so a retry cannot run anything twice) is retried after
+// PollInterval, the delay doubling up to a minute, for at most AgentTimeout
+// and maxUnmanagedAttempts attempts; then the error says so and matches
+// both ec2ops.ErrTimeout and ec2ops.ErrUnmanaged.
+func (b *Baker) runShell(ctx context.Context, r Recipe, builder string, commands []string) error {
+	start := time.Now()
+	delay := b.opts.PollInterval
+	for attempt := 1; ; attempt++ {
+		err := b.opts.Runner.RunShell(ctx, []string{builder}, commands)
+		if err == nil || !errors.Is(err, ec2ops.ErrUnmanaged) || ctx.Err() != nil {
+			return err
+		}
+		waited := time.Since(start)
+		if attempt >= maxUnmanagedAttempts || waited >= b.opts.AgentTimeout {
+			return fmt.Errorf("builder %s: SSM agent still not online after %d attempts over %s (AgentTimeout %s)%s: %w: %w",
+				builder, attempt, waited.Round(time.Second), b.opts.AgentTimeout, agentHint(r), ec2ops.ErrTimeout, err)
+		}
+		d := min(delay, b.opts.AgentTimeout-waited)
+		b.c.emit("wait-agent", builder, 0, 1, fmt.Sprintf("SSM agent not online yet; attempt %d, next in %s", attempt, d.Round(time.Second)), nil)
+		b.c.log.InfoContext(ctx, "builder's SSM agent not online yet; retrying", "instance", builder, "attempt", attempt, "delay", d)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, max(b.opts.PollInterval, time.Minute))
+	}
+}
+
 // cloudInitWait blocks until cloud-init has run every part of the user
 // data and fails if one failed ("cloud-init status --wait" exits non-zero
 // on error; cloud-init CLI documentation).
@@ -676,14 +781,14 @@ func (b *Baker) applyLayers(ctx context.Context, r Recipe, builder string) error
 	done := 0
 	if ud != "" {
 		b.c.emit("layers", builder, done, total, "waiting for cloud-init", nil)
-		if err := b.opts.Runner.RunShell(ctx, []string{builder}, []string{cloudInitWait}); err != nil {
+		if err := b.runShell(ctx, r, builder, []string{cloudInitWait}); err != nil {
 			return fmt.Errorf("cloud-init layers: %w", err)
 		}
 		done++
 	}
 	for _, l := range steps {
 		b.c.emit("layers", builder, done, total, "layer "+l.Name, nil)
-		if err := b.opts.Runner.RunShell(ctx, []string{builder}, l.Commands); err != nil {
+		if err := b.runShell(ctx, r, builder, l.Commands); err != nil {
 			return fmt.Errorf("layer %s: %w", l.Name, err)
 		}
 		done++
@@ -713,7 +818,7 @@ func (b *Baker) terminate(ctx context.Context, id string) error {
 // Policy returns the IAM policy the Baker needs. Launching is limited to
 // instances and volumes tagged ec2ops:role=builder at launch, tagging to
 // the creating calls, and termination to builders. The Runner's Systems
-// Manager permissions are the Runner's (patching.CommandRunner.Policy);
+// Manager permissions are the Runner's (patching.Runner.Policy);
 // iam:PassRole is needed for Recipe.InstanceProfile's role.
 func (b *Baker) Policy() ec2ops.Policy {
 	return ec2ops.NewPolicy(

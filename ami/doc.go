@@ -35,9 +35,9 @@
 // Bake launches a builder from a base image with the layers' cloud-init
 // user data (IMDSv2 required, shutdown behaviour terminate, tagged
 // ec2ops:role=builder and ec2ops:bake=ID on the instance and its volumes),
-// waits for its status checks through the batched poller, runs
-// "cloud-init status --wait" and every layer's Commands through a
-// ShellRunner (patching.CommandRunner; Systems Manager Run Command), creates
+// waits for its status checks through the batched poller, waits for its
+// SSM agent, runs "cloud-init status --wait" and every layer's Commands
+// through a ShellRunner (patching.Runner; Systems Manager Run Command), creates
 // the image with tags on the image and its snapshots, waits until it is
 // available, and terminates the builder whatever happens: the termination
 // runs with context.WithoutCancel(ctx), bounded by CleanupTimeout, so a
@@ -51,6 +51,22 @@
 // spot builder and falls back to on-demand on InsufficientInstanceCapacity.
 // Image creation takes "several minutes" and up to hours for large volumes
 // (AWS-FACTS.md "Latencies"); ImageTimeout defaults to 3 hours.
+//
+// Passing the status checks does not mean the builder is managed: its SSM
+// agent long-polls on a ~20 s cycle and a fresh one can take more than two
+// minutes to register (AWS-FACTS.md "Latencies"), and Run Command refuses
+// instances without an online agent. So before the first command the
+// Baker waits for the agent, for at most BakerOptions.AgentTimeout
+// (default 10 minutes): through the Runner's WaitManaged when it
+// implements AgentWaiter (patching.Runner polls DescribeInstanceInformation,
+// Observer phase "wait-agent"), otherwise by retrying a RunShell refused
+// with an error matching ec2ops.ErrUnmanaged (nothing was sent, so nothing
+// runs twice) after PollInterval, doubling up to a minute, at most 20
+// times. The same retry covers an agent that drops out between layers. An
+// agent that never comes online (no instance profile with
+// AmazonSSMManagedInstanceCore, no route to the SSM endpoints) fails the
+// bake with an error matching ec2ops.ErrTimeout and ec2ops.ErrUnmanaged
+// that says what to check, and the builder is terminated.
 //
 // # Distributor
 //

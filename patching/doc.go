@@ -61,6 +61,19 @@
 // packages use (ami's Baker): AWS-RunShellScript everywhere, nil only if
 // every instance succeeded, a *CommandError naming the others.
 //
+// A new instance passes its status checks before its SSM agent registers
+// (a fresh agent can take more than two minutes, AWS-FACTS.md
+// "Latencies"), and the pre-flight then refuses it with an
+// *UnmanagedError, which matches ec2ops.ErrUnmanaged so that callers
+// without an import of this package can tell "not managed yet, nothing
+// sent" from a failed command and retry. WaitManaged(ctx, ids) waits for
+// the agents instead: one DescribeInstanceInformation poll of the IDs not
+// yet online, 50 a call, paced by the Limiter, every PollInterval growing
+// by half to MaxPollInterval, until all are Online or ctx ends (then an
+// *UnmanagedError names those still offline, with the context's cause).
+// ami's Baker calls it (AgentWaiter) before its first command layer. It
+// needs no action beyond ssm:DescribeInstanceInformation.
+//
 // # Patching in waves
 //
 // Patcher.Plan describes the targets (DescribeInstances for the AZ, 200 a

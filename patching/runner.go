@@ -224,6 +224,11 @@ func (e *UnmanagedError) Error() string {
 		len(e.Unmanaged), strings.Join(ids, ", "))
 }
 
+// Is makes errors.Is(err, ec2ops.ErrUnmanaged) true, so callers that do
+// not import this package (ami's Baker) can tell "the agent is not online
+// yet, nothing was sent" from a failed command.
+func (e *UnmanagedError) Is(target error) bool { return target == ec2ops.ErrUnmanaged }
+
 // OutputMode says for which invocations the runner calls
 // GetCommandInvocation to get the 24,000/8,000-character inline output.
 type OutputMode int
@@ -327,6 +332,110 @@ func (r *Runner) RunShell(ctx context.Context, instanceIDs []string, commands []
 }
 
 const opRun = "run-command"
+
+// WaitManaged blocks until every instance of instanceIDs has an online SSM
+// agent: a fresh instance's agent registers some time after the instance
+// passes its status checks (it long-polls on a ~20 s cycle, and a fresh
+// agent can take more than two minutes: AWS-FACTS.md "Latencies"). It polls
+// DescribeInstanceInformation with the instance IDs still waited on, 50 a
+// call, paced by the Limiter like the runner's other calls, at once and
+// then every PollInterval, the delay growing by half up to MaxPollInterval
+// (an Observer event, phase "wait-managed", after each poll). A chunk
+// answered InvalidInstanceId is split to find the IDs SSM does not know;
+// those count as not registered yet. ctx bounds the wait (the runner adds
+// no deadline of its own): when it ends, the error is an *UnmanagedError
+// naming the instances still not online and why (matching
+// ec2ops.ErrUnmanaged), wrapped with the context's cause. Bad IDs are an
+// ec2ops.InputError before any call. WaitManaged satisfies ami.AgentWaiter.
+func (r *Runner) WaitManaged(ctx context.Context, instanceIDs []string) error {
+	var ids []string
+	seen := map[string]bool{}
+	for _, id := range instanceIDs {
+		if !validInstanceID(id) {
+			return ec2ops.InvalidInput("instanceIDs", id, "is not an instance ID", "use IDs like i-0123456789abcdef0")
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	why := map[string]string{}
+	delay := r.opts.PollInterval
+	for {
+		var pending []string
+		for i := 0; i < len(ids); i += pageSize {
+			chunk := ids[i:min(i+pageSize, len(ids))]
+			info, err := r.agentsKnown(ctx, chunk)
+			if err != nil {
+				if ctx.Err() != nil {
+					pending = append(pending, ids[i:]...)
+					break
+				}
+				return fmt.Errorf("wait for SSM agents: %w", err)
+			}
+			for _, id := range chunk {
+				switch st, ok := info[id]; {
+				case ok && st == ssmtypes.PingStatusOnline:
+					continue
+				case !ok:
+					why[id] = "no registered SSM agent"
+				default:
+					why[id] = "agent " + string(st)
+				}
+				pending = append(pending, id)
+			}
+		}
+		ids = pending
+		ec2ops.Emit(r.opts.Observer, ec2ops.Event{Operation: opRun, Phase: "wait-managed", Done: len(seen) - len(ids), Total: len(seen),
+			Message: fmt.Sprintf("%d of %d SSM agents online", len(seen)-len(ids), len(seen))})
+		if len(ids) == 0 {
+			return nil
+		}
+		if ctx.Err() == nil {
+			t := time.NewTimer(delay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+			case <-t.C:
+			}
+			delay = min(delay*3/2, r.opts.MaxPollInterval)
+		}
+		if ctx.Err() != nil {
+			un := make(map[string]string, len(ids))
+			for _, id := range ids {
+				un[id] = cmpOr(why[id], "not checked before the wait ended")
+			}
+			r.log.WarnContext(ctx, "SSM agents not online", "instances", len(un), "cause", context.Cause(ctx).Error())
+			return fmt.Errorf("%w: %w", &UnmanagedError{Unmanaged: un}, context.Cause(ctx))
+		}
+	}
+}
+
+// agentsKnown is describeAgents for one chunk of at most 50 IDs, except
+// that a chunk SSM refuses with InvalidInstanceId (an ID it does not know)
+// is bisected, so one unregistered instance does not hide the others; the
+// IDs refused alone are left out of the map (not registered).
+func (r *Runner) agentsKnown(ctx context.Context, ids []string) (map[string]ssmtypes.PingStatus, error) {
+	info, err := r.describeAgents(ctx, ids)
+	if err == nil || awserr.Code(err) != "InvalidInstanceId" {
+		return info, err
+	}
+	if len(ids) == 1 {
+		return map[string]ssmtypes.PingStatus{}, nil
+	}
+	out := map[string]ssmtypes.PingStatus{}
+	for _, half := range [][]string{ids[:len(ids)/2], ids[len(ids)/2:]} {
+		m, err := r.agentsKnown(ctx, half)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(out, m)
+	}
+	return out, nil
+}
 
 // Run validates cmd, checks that its targets are managed, sends it (in
 // commands of at most 50 instance IDs, or one command for Targets), tracks

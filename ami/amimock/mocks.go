@@ -289,6 +289,44 @@ func (mr *MockShellRunnerMockRecorder) RunShell(ctx, instanceIDs, commands any) 
 	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "RunShell", reflect.TypeOf((*MockShellRunner)(nil).RunShell), ctx, instanceIDs, commands)
 }
 
+// MockAgentWaiter is a mock of AgentWaiter interface.
+type MockAgentWaiter struct {
+	ctrl     *gomock.Controller
+	recorder *MockAgentWaiterMockRecorder
+	isgomock struct{}
+}
+
+// MockAgentWaiterMockRecorder is the mock recorder for MockAgentWaiter.
+type MockAgentWaiterMockRecorder struct {
+	mock *MockAgentWaiter
+}
+
+// NewMockAgentWaiter creates a new mock instance.
+func NewMockAgentWaiter(ctrl *gomock.Controller) *MockAgentWaiter {
+	mock := &MockAgentWaiter{ctrl: ctrl}
+	mock.recorder = &MockAgentWaiterMockRecorder{mock}
+	return mock
+}
+
+// EXPECT returns an object that allows the caller to indicate expected use.
+func (m *MockAgentWaiter) EXPECT() *MockAgentWaiterMockRecorder {
+	return m.recorder
+}
+
+// WaitManaged mocks base method.
+func (m *MockAgentWaiter) WaitManaged(ctx context.Context, instanceIDs []string) error {
+	m.ctrl.T.Helper()
+	ret := m.ctrl.Call(m, "WaitManaged", ctx, instanceIDs)
+	ret0, _ := ret[0].(error)
+	return ret0
+}
+
+// WaitManaged indicates an expected call of WaitManaged.
+func (mr *MockAgentWaiterMockRecorder) WaitManaged(ctx, instanceIDs any) *gomock.Call {
+	mr.mock.ctrl.T.Helper()
+	return mr.mock.ctrl.RecordCallWithMethodType(mr.mock, "WaitManaged", reflect.TypeOf((*MockAgentWaiter)(nil).WaitManaged), ctx, instanceIDs)
+}
+
 // MockSweepAPI is a mock of SweepAPI interface.
 type MockSweepAPI struct {
 	ctrl     *gomock.Controller

@@ -64,7 +64,8 @@ func run(ctx context.Context, o options, in io.Reader, w io.Writer) (*ami.Result
 	fmt.Fprintf(w, "bake on %s\n", env.Target())
 	pr := exampleenv.NewProgress(w, false, env.Elapsed)
 	baker := ami.NewBaker(env.EC2(), func(bo *ami.BakerOptions) {
-		bo.Runner = &exampleenv.AgentRunner{Runner: env.Runner(nil), SSM: env.SSM(), Interval: env.D(10 * time.Second), Timeout: env.D(10 * time.Minute)}
+		bo.Runner = env.Runner(nil) // an ami.AgentWaiter: the Baker waits for the builder's SSM agent
+		bo.AgentTimeout = env.D(10 * time.Minute)
 		bo.Limiter = env.EC2Limiter()
 		bo.Observer = pr
 		bo.PollInterval = env.D(15 * time.Second)

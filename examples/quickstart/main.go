@@ -167,7 +167,8 @@ func run(ctx context.Context, w io.Writer, cfg config) (s summary, err error) {
 	recipe := rec.Recipe(base, "shop-{date}-{bake}", family)
 	recipe.InstanceProfile = "ec2ops-builder"
 	baker := ami.NewBaker(sim.EC2(), func(o *ami.BakerOptions) {
-		o.Runner = &exampleenv.AgentRunner{Runner: runner, SSM: sim.SSM(), Interval: env.D(10 * time.Second), Timeout: env.D(10 * time.Minute)}
+		o.Runner = runner // an ami.AgentWaiter: the Baker waits for the builder's SSM agent
+		o.AgentTimeout = env.D(10 * time.Minute)
 		o.Limiter = env.EC2Limiter()
 		o.Observer = pr
 		o.PollInterval = env.D(15 * time.Second)

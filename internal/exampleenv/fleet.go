@@ -10,10 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
-	"github.com/ec2ops/ec2ops/ami"
+	"github.com/ec2ops/ec2ops"
 	"github.com/ec2ops/ec2ops/internal/cloudsim"
 	"github.com/ec2ops/ec2ops/patching"
 )
@@ -159,64 +157,15 @@ func Instances(ctx context.Context, api EC2, tags map[string]string) ([]string, 
 	return ids, nil
 }
 
-// AgentRunner is an ami.ShellRunner that first waits for the targets' SSM
-// agents to be online (a new builder's agent registers a minute or two
-// after boot, AWS-FACTS.md "Latencies"), with one
-// DescribeInstanceInformation call per poll, then runs the commands with
-// the Runner.
-type AgentRunner struct {
-	Runner   *patching.Runner
-	SSM      SSM
-	Interval time.Duration // between polls
-	Timeout  time.Duration // for the agents to register
-}
-
-var _ ami.ShellRunner = (*AgentRunner)(nil)
-
-// RunShell implements ami.ShellRunner.
-func (a *AgentRunner) RunShell(ctx context.Context, instanceIDs []string, commands []string) error {
-	if err := WaitAgents(ctx, a.SSM, instanceIDs, a.Interval, a.Timeout); err != nil {
-		return err
-	}
-	return a.Runner.RunShell(ctx, instanceIDs, commands)
-}
-
-// WaitAgents polls DescribeInstanceInformation (50 IDs a call) until every
-// instance of ids has an online agent, or timeout passes.
+// WaitAgents waits until every instance of ids has an online SSM agent, or
+// timeout passes, with patching.Runner.WaitManaged polling every interval
+// (DescribeInstanceInformation, 50 IDs a call).
 func WaitAgents(ctx context.Context, api patching.CommandAPI, ids []string, interval, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		online := 0
-		for i := 0; i < len(ids); i += 50 {
-			chunk := ids[i:min(i+50, len(ids))]
-			in := &ssm.DescribeInstanceInformationInput{
-				Filters:    []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: chunk}},
-				MaxResults: aws.Int32(50),
-			}
-			for {
-				out, err := api.DescribeInstanceInformation(ctx, in)
-				if err != nil {
-					return fmt.Errorf("wait for SSM agents: %w", err)
-				}
-				for _, info := range out.InstanceInformationList {
-					if info.PingStatus == ssmtypes.PingStatusOnline {
-						online++
-					}
-				}
-				if aws.ToString(out.NextToken) == "" {
-					break
-				}
-				in.NextToken = out.NextToken
-			}
-		}
-		if online == len(ids) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("wait for SSM agents: %d of %d online after %s", online, len(ids), timeout)
-		}
-		if err := Sleep(ctx, interval); err != nil {
-			return err
-		}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, ec2ops.ErrTimeout)
+	defer cancel()
+	r := patching.NewRunner(api, func(o *patching.RunnerOptions) { o.PollInterval, o.MaxPollInterval = interval, interval })
+	if err := r.WaitManaged(ctx, ids); err != nil {
+		return fmt.Errorf("wait for SSM agents: %w", err)
 	}
+	return nil
 }
