@@ -67,23 +67,6 @@ func registerInput(tg, id string) *elb.RegisterTargetsInput {
 	return &elb.RegisterTargetsInput{TargetGroupArn: aws.String(tg), Targets: []elbtypes.TargetDescription{{Id: aws.String(id)}}}
 }
 
-// agentWait waits for the builder's SSM agent before running commands:
-// the Baker starts its layers once the status checks pass, which on AWS
-// (and the simulator) may come before the agent registers (see the report).
-type agentWait struct {
-	sim *cloudsim.Sim
-	r   *patching.Runner
-}
-
-func (a agentWait) RunShell(ctx context.Context, ids, cmds []string) error {
-	for _, id := range ids {
-		for i := 0; i < 40 && !a.sim.AgentOnline(id); i++ {
-			time.Sleep(15 * time.Second)
-		}
-	}
-	return a.r.RunShell(ctx, ids, cmds)
-}
-
 func quietSim(seed int64) *cloudsim.Sim {
 	return cloudsim.New(func(o *cloudsim.Options) { o.Seed = seed })
 }
@@ -130,7 +113,7 @@ var policyCases = []policyCase{
 		base := sim.AddImage(cloudsim.AddImageInput{Name: "al2023-base", Owner: "amazon", Public: true})
 		runner := patching.NewRunner(sim.SSM(), fastRunner)
 		b := ami.NewBaker(sim.EC2(), func(o *ami.BakerOptions) {
-			o.Runner = agentWait{sim, runner}
+			o.Runner = runner // waits for the builder's agent (ami.AgentWaiter)
 			o.PollInterval = 5 * time.Second
 		})
 		return b.Policy().Merge(runner.Policy()), func(ctx context.Context) error { _, err := b.Bake(ctx, bakeRecipe(base)); return err }

@@ -137,7 +137,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			c := &capture{}
 			runner := patching.NewRunner(sim.SSM(), fastRunner, func(o *patching.RunnerOptions) { o.Logger, o.Observer = c.logger(), &c.rec })
 			b := ami.NewBaker(sim.EC2(), func(o *ami.BakerOptions) {
-				o.Runner, o.Logger, o.Observer = agentWait{sim, runner}, c.logger(), &c.rec
+				o.Runner, o.Logger, o.Observer = runner, c.logger(), &c.rec
 			})
 			r := bakeRecipe(base)
 			plan, perr := b.PlanRecipe(r)
