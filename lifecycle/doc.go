@@ -122,22 +122,74 @@
 // idempotent ClientToken), so nothing is launched twice and only an old
 // instance whose replacement serves is terminated.
 //
+// # Batched launches
+//
+// A Rollout with Surge (without data-volume handover) launches several
+// replacements with one RunInstances call (MinCount = MaxCount = n) when
+// they are ready together: RunInstances has a request bucket (5, then 2 a
+// second) besides its resource bucket (1,000 instances, then 2 a second),
+// so one instance a call would cap the initial burst of a large rollout at
+// 2 launches a second instead of 1,000 at once ("Request throttling for
+// the Amazon EC2 API", Amazon EC2 Developer Guide). Replacements whose
+// requests are identical apart from their tags (same image, type, subnet,
+// security groups, user data, volumes, rollout) share a queue; one call
+// per queue is in flight, and the next takes up to n of the replacements
+// that queued meanwhile - batches form exactly when the request bucket is
+// the bottleneck, and a lone replacement launches alone as before (same
+// request, same ClientToken). n is at most 50 and at most what fits in one
+// tag value (256 characters: 12 IDs of 19 characters).
+//
+// Linkage. TagSpecifications apply to every instance of a call, so a batch
+// is tagged at launch with what its members share (ec2ops:rollout, the
+// common user tags, ec2ops:spec when equal), ec2ops:batch (its
+// ClientToken) and ec2ops:batch-members: the sorted old instance IDs,
+// comma-separated. RunInstances numbers the instances of a call by
+// AmiLaunchIndex, 0 to n-1 ("the AMI launch index, which can be used to
+// find this instance in the launch group", types.Instance), so the instance with launch index i replaces
+// the i-th member, from the tags alone. Right after the launch each member
+// gets its own tags with one CreateTags call (a call tags many resources
+// only with the same tags): ec2ops:replaces, ec2ops:spec and its user
+// tags (a Name, say), paced by the CreateTags bucket and retried while EC2
+// does not know the new ID yet (eventual consistency). The journal records
+// the batch token with the launch. A run stopped between the launch and
+// the tagging is resumed by the next Plan/Apply: it looks up
+// ec2ops:batch-members with wildcards on the old instance IDs (one more
+// DescribeInstances call per 200 instances, made before the
+// ec2ops:replaces lookup so that nothing tagged in between is missed),
+// maps each untagged instance to members[AmiLaunchIndex], adopts it and
+// tags it; a rollback tags it before terminating it.
+//
+// The batch ClientToken ("ec2ops-b" and 48 hex digits) is a hash of the
+// sorted old IDs, their target spec hashes, the request and the attempt
+// (the highest of the members'), so the same batch retried never launches
+// twice. A batch refused for capacity is retried with the same token (3
+// times, 2 s doubling), then each member launches alone with its own
+// token; a member that does not become healthy is rolled back alone.
+// Limitation: the token protects a batch only while it groups the same
+// members. A rerun within EC2's eventual-consistency window of a crash
+// (seconds), before the batch is visible to DescribeInstances and before
+// the journal recorded it, may group differently and launch again; a rerun
+// after that window (or one that finds the launch in the journal) adopts
+// the batch.
+//
 // Measured on internal/cloudsim (TestFigures, go test -run TestFigures -v):
-// N=1,000 with K=100 finishes in about 2.1x the lower bound
+// N=1,000 with K=100 finishes in about 2.05x the lower bound
 // max(ceil(N/K)*L, (N-1000)/2 s + L) with L the shortest slot latency
-// (75 s); N=10,000 with K=1,000 in about 1.14x, where one RunInstances call
-// per replacement makes the RunInstances request bucket (2 a second) the
-// limit. Per replaced instance: one RunInstances, one TerminateInstances,
-// one DescribeInstanceAttribute (user data) and about 0.5
-// DescribeInstanceStatus calls (one per 100 waited-on instances every 3 s).
+// (75 s); N=10,000 with K=1,000 in about 1.09x (1.14x with one instance a
+// call). Per replaced instance: one TerminateInstances, one
+// DescribeInstanceAttribute (user data), about 0.5 DescribeInstanceStatus
+// calls (one per 100 waited-on instances every 3 s) and, at N=10,000,
+// 0.09 RunInstances and one CreateTags (at N=1,000: 0.9 RunInstances and
+// 0.1 CreateTags). make bench (BENCHMARKS.md) has the fleet scenarios.
 //
 // # IAM
 //
 // Policy() lists exactly the actions a strategy calls: ec2:DescribeInstances,
 // ec2:DescribeInstanceAttribute, ec2:DescribeInstanceStatus,
 // ec2:DescribeVolumes, ec2:DescribeAddresses, ec2:RunInstances,
-// ec2:CreateTags (only with ec2:CreateAction RunInstances, for tags at
-// launch), iam:PassRole (to ec2.amazonaws.com, for instance profiles),
+// ec2:CreateTags (with ec2:CreateAction RunInstances, for tags at launch,
+// and on instances tagged ec2ops:batch, for the members of a batch),
+// iam:PassRole (to ec2.amazonaws.com, for instance profiles),
 // ec2:AssociateAddress, ec2:TerminateInstances; with handover
 // ec2:StopInstances, ec2:StartInstances, ec2:DetachVolume,
 // ec2:AttachVolume, ec2:ModifyInstanceAttribute; with target groups

@@ -18,32 +18,58 @@ import (
 // found is what the ec2ops tags say about earlier replacements of one old
 // instance.
 type found struct {
-	live []types.Instance // pending, running, stopping or stopped
-	dead map[string]int   // terminated or shutting down, by spec hash
+	live     []types.Instance // pending, running, stopping or stopped
+	dead     map[string]int   // terminated or shutting down, by spec hash
+	untagged map[string]bool  // live batch-launched ones without ec2ops:replaces yet
+	seen     map[string]bool
+}
+
+// addFound records in (a replacement of old); untagged when it was found
+// by its batch's member list only. An instance found twice is counted once
+// (and as tagged if either lookup saw its tag).
+func addFound(out map[string]*found, old string, in types.Instance, untagged bool) {
+	f := out[old]
+	if f == nil {
+		f = &found{dead: map[string]int{}, untagged: map[string]bool{}, seen: map[string]bool{}}
+		out[old] = f
+	}
+	id := aws.ToString(in.InstanceId)
+	if f.seen[id] {
+		if !untagged {
+			delete(f.untagged, id)
+		}
+		return
+	}
+	f.seen[id] = true
+	switch stateName(in) {
+	case types.InstanceStateNameTerminated, types.InstanceStateNameShuttingDown:
+		f.dead[tagValue(in.Tags, TagSpec)]++
+	default:
+		f.live = append(f.live, in)
+		if untagged {
+			f.untagged[id] = true
+		}
+	}
 }
 
 // findReplacements looks up every instance tagged ec2ops:replaces=<old>
-// for the given old instances (one DescribeInstances call per 200).
-func (rt *runtime) findReplacements(ctx context.Context, olds []string) (map[string]*found, error) {
+// for the given old instances (one DescribeInstances call per 200) and,
+// with batched, the batch-launched ones not tagged yet (one more per 200,
+// made first so that an instance tagged in between is not missed).
+func (rt *runtime) findReplacements(ctx context.Context, olds []string, batched bool) (map[string]*found, error) {
 	out := map[string]*found{}
+	if batched {
+		if err := rt.findBatched(ctx, olds, out); err != nil {
+			return nil, err
+		}
+	}
 	for chunk := range slices.Chunk(olds, filterChunk) {
 		ins, err := rt.describe(ctx, []types.Filter{{Name: aws.String("tag:" + TagReplaces), Values: chunk}})
 		if err != nil {
 			return nil, err
 		}
 		for _, in := range ins {
-			old := tagValue(in.Tags, TagReplaces)
-			f := out[old]
-			if f == nil {
-				f = &found{dead: map[string]int{}}
-				out[old] = f
-			}
-			switch stateName(in) {
-			case types.InstanceStateNameTerminated, types.InstanceStateNameShuttingDown:
-				f.dead[tagValue(in.Tags, TagSpec)]++
-			default:
-				f.live = append(f.live, in)
-			}
+			addFound(out, tagValue(in.Tags, TagReplaces), in, false)
 		}
 	}
 	for _, f := range out {
@@ -86,6 +112,7 @@ func newJob(r Replacer, cur *Spec, t Target, image, rollout, op string, f *found
 			id := aws.ToString(in.InstanceId)
 			if j.newID == "" && (tagValue(in.Tags, TagSpec) == j.wantHash || tagValue(in.Tags, TagRollout) == rollout) {
 				j.newID = id
+				j.tagPending = f.untagged[id]
 				if h := tagValue(in.Tags, TagHandover); h != "" {
 					j.handover = parseHandover(h)
 				}
@@ -106,6 +133,9 @@ func newJob(r Replacer, cur *Spec, t Target, image, rollout, op string, f *found
 		j.attempt = max(j.attempt, a)
 		if j.newID == "" && rec.Replacement != "" && rec.Replacement != cur.InstanceID && !terminalPhase(rec.Phase) {
 			j.newID = rec.Replacement // not visible by tag yet (eventual consistency)
+			if rec.Batch != "" {
+				j.batchToken, j.tagPending = rec.Batch, true // tagging it again is harmless
+			}
 		}
 	}
 	r.prepare(j)
@@ -176,7 +206,7 @@ func replaceOne(ctx context.Context, r Replacer, t Target, id, op string) (*Repl
 	if err := cur.Refusal(); err != nil {
 		return nil, err
 	}
-	fs, err := rt.findReplacements(ctx, []string{id})
+	fs, err := rt.findReplacements(ctx, []string{id}, false)
 	if err != nil {
 		return nil, err
 	}

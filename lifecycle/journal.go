@@ -13,12 +13,15 @@ import (
 // Record is one journal entry: the phase one replacement reached.
 // Records never hold user data or other secrets.
 type Record struct {
-	Rollout     string    `json:"rollout"`
-	Instance    string    `json:"instance"`              // the old instance
-	Replacement string    `json:"replacement,omitempty"` // the new one, once launched
-	Phase       string    `json:"phase"`                 // launched, handover, in-service, done, failed, rolled-back
-	Attempt     int       `json:"attempt"`
-	Time        time.Time `json:"time"`
+	Rollout     string `json:"rollout"`
+	Instance    string `json:"instance"`              // the old instance
+	Replacement string `json:"replacement,omitempty"` // the new one, once launched
+	Phase       string `json:"phase"`                 // launched, handover, in-service, done, failed, rolled-back
+	Attempt     int    `json:"attempt"`
+	// Batch is the ClientToken of the batched RunInstances call that
+	// launched Replacement ("" for a launch of its own).
+	Batch string    `json:"batch,omitempty"`
+	Time  time.Time `json:"time"`
 }
 
 // Journal records the progress of a rollout so a rerun resumes where it

@@ -233,7 +233,7 @@ func (z *Resize) resizeOne(ctx context.Context, id string, t Target) (*Replaceme
 	if err := z.refusal(cur); err != nil {
 		return nil, err
 	}
-	fs, err := rt.findReplacements(ctx, []string{id})
+	fs, err := rt.findReplacements(ctx, []string{id}, false)
 	if err != nil {
 		return nil, err
 	}

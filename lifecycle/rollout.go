@@ -286,7 +286,7 @@ func (ro *Rollout) plan(ctx context.Context, forApply bool) (*plan, error) {
 		ids = append(ids, sid)
 	}
 	sort.Strings(ids)
-	fs, err := rt.findReplacements(ctx, ids)
+	fs, err := rt.findReplacements(ctx, ids, ro.batched())
 	if err != nil {
 		return nil, err
 	}
@@ -302,16 +302,17 @@ func (ro *Rollout) plan(ctx context.Context, forApply bool) (*plan, error) {
 	}
 	// A live replacement of a selected old instance is work in flight, not
 	// a member of the fleet.
-	inflight := map[string]bool{}
-	for _, f := range fs {
+	// (A batch-launched one may not carry ec2ops:replaces yet.)
+	inflight := map[string]string{}
+	for old, f := range fs {
 		for _, in := range f.live {
-			inflight[aws.ToString(in.InstanceId)] = true
+			inflight[aws.ToString(in.InstanceId)] = old
 		}
 	}
 	var cands []*Spec
 	for _, sid := range ids {
 		s := specs[sid]
-		if inflight[sid] && specs[s.Replaces] != nil {
+		if old, ok := inflight[sid]; ok && specs[old] != nil {
 			continue
 		}
 		hasLive := fs[sid] != nil && len(fs[sid].live) > 0
@@ -521,9 +522,11 @@ func (ro *Rollout) Apply(ctx context.Context) (*RolloutResult, error) {
 		}
 	}
 	pr := &progress{replaced: map[string]string{}, failed: map[string]error{}, pending: map[string]bool{}, total: len(p.jobs)}
+	batched := ro.batched()
 	for _, j := range p.jobs {
 		pr.pending[j.cur.InstanceID] = true
 		j.note = ro.noter(ctx, j)
+		j.batchable = batched
 	}
 	rt.emit(ec2ops.Event{Operation: "rollout", Phase: "start", Resource: p.ID, Total: len(p.jobs),
 		Message: fmt.Sprintf("fleet %d, floor %d, %d in flight", p.Fleet, p.Floor, p.InFlight)})
@@ -563,6 +566,13 @@ func (ro *Rollout) Apply(ctx context.Context) (*RolloutResult, error) {
 	return res, nil
 }
 
+// batched says whether the rollout launches replacements in batches:
+// Surge without data-volume handover (whose tags are per instance).
+func (ro *Rollout) batched() bool {
+	s, ok := ro.r.(*Surge)
+	return ok && !s.r.opts.HandoverDataVolumes
+}
+
 func (pr *progress) isStopped() bool {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
@@ -575,7 +585,8 @@ func (pr *progress) isStopped() bool {
 func (ro *Rollout) noter(ctx context.Context, j *job) func(string) {
 	rt := ro.r.rt()
 	return func(phase string) {
-		rec := Record{Rollout: j.rollout, Instance: j.cur.InstanceID, Replacement: j.newID, Phase: phase, Attempt: j.attempt, Time: time.Now()}
+		rec := Record{Rollout: j.rollout, Instance: j.cur.InstanceID, Replacement: j.newID, Phase: phase, Attempt: j.attempt,
+			Batch: j.batchToken, Time: time.Now()}
 		if err := ro.opts.Journal.Append(context.WithoutCancel(ctx), rec); err != nil {
 			rt.log.ErrorContext(ctx, "journal append failed", "instance", j.cur.InstanceID, "phase", phase, "err", err)
 			rt.emit(ec2ops.Event{Operation: "rollout", Phase: "journal", Resource: j.cur.InstanceID, Err: err})

@@ -123,6 +123,12 @@ type runtime struct {
 	mu  sync.Mutex
 	tgs map[string]*poll.Poller[elbtypes.TargetHealth]
 	rng *rand.Rand
+
+	// The batcher of launches (batch.go): queued jobs and running drains
+	// by batch key.
+	bmu   sync.Mutex
+	bq    map[string][]*launchReq
+	bbusy map[string]bool
 }
 
 func newRuntime(read CaptureAPI, optFns []func(*Options)) *runtime {

@@ -91,6 +91,13 @@ type job struct {
 	handover []BlockDevice // data volumes to move (handover mode)
 	note     func(phase string)
 
+	// Batched launches (Rollout with Surge): batchable lets the job launch
+	// in a batch; batchToken is its batch's ClientToken; tagPending says
+	// its replacement still lacks ec2ops:replaces.
+	batchable  bool
+	batchToken string
+	tagPending bool
+
 	target Target
 	image  string
 	found  *found
@@ -191,12 +198,37 @@ const maxTagValue = 256
 // token returns a terminated instance.
 const maxLaunchAttempts = 5
 
-// launch starts the replacement (or keeps the adopted one).
+// launch starts the replacement (or keeps the adopted one). A batchable
+// job launches through the batcher; a batch-launched replacement is then
+// tagged ec2ops:replaces (an adopted one too, if it lacks the tag).
 func (s *Surge) launch(ctx context.Context, j *job) error {
+	rt := s.r
 	if j.newID != "" {
+		if j.tagPending {
+			return rt.tagReplaces(ctx, j)
+		}
 		return nil
 	}
-	rt := s.r
+	if j.batchable && len(j.handover) == 0 {
+		r := rt.launchBatched(ctx, j)
+		switch {
+		case r.single:
+			return r.err
+		case r.err != nil:
+			return fmt.Errorf("launch: %w", r.err)
+		case r.id != "":
+			j.newID, j.batchToken, j.tagPending = r.id, r.token, true
+			rt.launched(ctx, j)
+			return rt.tagReplaces(ctx, j)
+		}
+		// r.fallback: launch alone.
+	}
+	return rt.launchSingle(ctx, j)
+}
+
+// launchSingle launches the replacement of j alone (MaxCount 1, its own
+// ClientToken, every tag at launch).
+func (rt *runtime) launchSingle(ctx context.Context, j *job) error {
 	tags := j.launchTags()
 	if len(tags[TagHandover]) > maxTagValue {
 		return fmt.Errorf("%w: %d data volumes are too many to hand over (the %s tag is limited to %d characters)",
@@ -205,7 +237,7 @@ func (s *Surge) launch(ctx context.Context, j *job) error {
 	for range maxLaunchAttempts {
 		in := runInput(j.want, clientToken(j.cur.InstanceID, j.wantHash, j.attempt), tags, len(j.handover) > 0)
 		var out *ec2.RunInstancesOutput
-		err := rt.runInstances(ctx, in, &out)
+		err := rt.runInstances(ctx, in, 1, &out)
 		if err != nil {
 			return fmt.Errorf("launch: %w", err)
 		}
@@ -218,9 +250,8 @@ func (s *Surge) launch(ctx context.Context, j *job) error {
 			continue
 		}
 		j.newID = aws.ToString(inst.InstanceId)
-		j.step("launched")
-		rt.emit(ec2ops.Event{Operation: j.op, Phase: "launch", Resource: j.cur.InstanceID, Message: "launched " + j.newID})
-		rt.log.InfoContext(ctx, "launched replacement", "old", j.cur.InstanceID, "new", j.newID, "image", j.want.ImageID, "attempt", j.attempt)
+		j.batchToken, j.tagPending = "", false
+		rt.launched(ctx, j)
 		return nil
 	}
 	return fmt.Errorf("launch: %d tokens in a row returned terminated instances", maxLaunchAttempts)
@@ -237,10 +268,11 @@ const (
 	capacityBase    = 2 * time.Second
 )
 
-// runInstances launches in, retrying capacity refusals a few times.
-func (rt *runtime) runInstances(ctx context.Context, in *ec2.RunInstancesInput, out **ec2.RunInstancesOutput) error {
+// runInstances launches in (count instances), retrying capacity refusals
+// a few times.
+func (rt *runtime) runInstances(ctx context.Context, in *ec2.RunInstancesInput, count int, out **ec2.RunInstancesOutput) error {
 	for n := 1; ; n++ {
-		err := rt.do(ctx, "RunInstances", 1, func(ctx context.Context) (err error) {
+		err := rt.do(ctx, "RunInstances", count, func(ctx context.Context) (err error) {
 			*out, err = rt.ec2.RunInstances(ctx, in)
 			return err
 		})
@@ -429,6 +461,14 @@ func (s *Surge) rollback(ctx context.Context, j *job) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	if j.tagPending {
+		// A batch-launched replacement stopped before its tagging: tag it
+		// first, so that it is never mistaken for a fleet member. If that
+		// fails it stays (a rerun finds it by its batch tags).
+		if err := rt.tagReplaces(ctx, j); err != nil {
+			return err
+		}
+	}
 	if err := rt.terminate(ctx, j.newID); err != nil {
 		return err
 	}
@@ -489,6 +529,11 @@ func surgePolicy(rt *runtime) ec2ops.Policy {
 		{Sid: "Launch", Action: []string{"ec2:RunInstances", "ec2:AssociateAddress", "ec2:TerminateInstances"}},
 		{Sid: "TagOnLaunch", Action: []string{"ec2:CreateTags"},
 			Condition: map[string]map[string]string{"StringEquals": {"ec2:CreateAction": "RunInstances"}}},
+		// Batch-launched replacements get their own tags (ec2ops:replaces,
+		// ec2ops:spec, user tags) after the launch: only instances that
+		// carry ec2ops:batch.
+		{Sid: "TagBatchLaunched", Action: []string{"ec2:CreateTags"}, Resource: []string{"arn:aws:ec2:*:*:instance/*"},
+			Condition: map[string]map[string]string{"StringLike": {"aws:ResourceTag/" + TagBatch: "*"}}},
 		{Sid: "PassInstanceProfileRole", Action: []string{"iam:PassRole"},
 			Condition: map[string]map[string]string{"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
 	}
