@@ -35,7 +35,8 @@ func patchSim(ctx context.Context, p PatchParams) (*cloudsim.Sim, []string, erro
 }
 
 // invocationBound is max(Σ d_i / K, max d_i) over the invocations of the
-// commands, d_i from the invocation's start (the agent took it) to its end
+// commands, d_i from the moment the invocation took a MaxConcurrency slot
+// (dispatch: delivery to the agent follows and holds the slot) to its end
 // (reboot included), as the simulator drew them.
 func invocationBound(sim *cloudsim.Sim, cmds []string, k int) (time.Duration, string) {
 	var total, longest time.Duration
@@ -45,7 +46,11 @@ func invocationBound(sim *cloudsim.Sim, cmds []string, k int) (time.Duration, st
 			if iv.Start.IsZero() || iv.End.IsZero() {
 				continue
 			}
-			d := iv.End.Sub(iv.Start)
+			from := iv.Dispatched
+			if from.IsZero() {
+				from = iv.Start
+			}
+			d := iv.End.Sub(from)
 			total += d
 			longest = max(longest, d)
 		}
@@ -62,10 +67,11 @@ func Patch(ctx context.Context, p PatchParams) (Result, error) {
 	res := Result{ID: p.ID, Title: p.Title, N: p.N,
 		Params: fmt.Sprintf("N=%d managed instances (tag Role=web), AWS-RunPatchBaseline Operation=Install RebootOption=RebootIfNeeded, MaxConcurrency %d%% (K=%d), MaxErrors 100%%, seed %d; latencies: cloudsim defaults (delivery 1-5 s, install 2-10 min, reboot 30-90 s plus agent reconnect 10-40 s)",
 			p.N, p.Percent, k, p.Seed),
-		Formula: "T >= max(Σ d_i / K, max_i d_i), where d_i is the time invocation i ran on its instance (from the agent starting it to " +
-			"its end, reboot and reconnect included) as the simulator drew it. At most K invocations may be in flight at once " +
-			"(MaxConcurrency), so K slots give at most K·T slot-seconds in T; no invocation ends before its own duration. " +
-			"The delivery latency before the start is left out, so the bound is optimistic."}
+		Formula: "T >= max(Σ d_i / K, max_i d_i), where d_i is the time invocation i held one of the K MaxConcurrency slots " +
+			"(from SSM dispatching it, through delivery to the agent and the run, to its end, reboot and reconnect included) " +
+			"as the simulator drew it. At most K invocations may hold a slot at once, so K slots give at most K·T slot-seconds " +
+			"in T; no invocation ends before its own duration. The time before the first dispatch (pre-flight, SendCommand) is " +
+			"left out, so the bound is optimistic."}
 
 	sim, _, err := patchSim(ctx, p)
 	if err != nil {

@@ -114,6 +114,7 @@ type invocation struct {
 	status       ssmtypes.CommandInvocationStatus
 	details      string
 	dispatched   bool
+	dispatchedAt time.Time // when it took one of the command's MaxConcurrency slots
 	started      bool
 	done         bool
 	responseCode int32
@@ -354,7 +355,7 @@ func (s *Sim) dispatch(at time.Time, cmd *command) {
 		}
 		cmd.inFlight++
 		cmd.peak = max(cmd.peak, cmd.inFlight)
-		inv.dispatched = true
+		inv.dispatched, inv.dispatchedAt = true, at
 		s.deliver(at, inv)
 	}
 }
@@ -1001,8 +1002,11 @@ type CommandView struct {
 type InvocationView struct {
 	Status, StatusDetails string
 	ResponseCode          int
-	Start, End            time.Time
-	Stdout, Stderr        string // full, untruncated
+	// Dispatched is when the invocation took one of the command's
+	// MaxConcurrency slots (delivery to the agent follows); Start is when the
+	// agent started it; End is when it finished.
+	Dispatched, Start, End time.Time
+	Stdout, Stderr         string // full, untruncated
 }
 
 // Command returns a snapshot of command id, for tests.
@@ -1019,7 +1023,7 @@ func (s *Sim) Command(id string) (CommandView, bool) {
 		MaxConcurrency: cmd.maxConc, MaxErrors: cmd.maxErrs, PeakInFlight: cmd.peak, Invocations: map[string]InvocationView{}}
 	for _, inv := range cmd.invs {
 		v.Invocations[inv.instanceID()] = InvocationView{Status: string(inv.status), StatusDetails: inv.details,
-			ResponseCode: int(inv.responseCode), Start: inv.start, End: inv.end, Stdout: inv.stdout, Stderr: inv.stderr}
+			ResponseCode: int(inv.responseCode), Dispatched: inv.dispatchedAt, Start: inv.start, End: inv.end, Stdout: inv.stdout, Stderr: inv.stderr}
 	}
 	return v, true
 }
