@@ -399,3 +399,29 @@ func TestDescribeInstancesMoreFilters(t *testing.T) {
 		}
 	})
 }
+
+func TestFilterPatternsUnicode(t *testing.T) {
+	for _, tt := range []struct {
+		pat, s string
+		want   bool
+	}{
+		{"café*", "café-1", true},
+		{"*é", "xé", true},
+		{"é?x", "éx", true},
+		{"日本*", "日本語", true},
+		{"日本*", "日x", false},
+		{`\*é`, "*é", true},
+	} {
+		if got := compilePattern(tt.pat)(tt.s); got != tt.want {
+			t.Errorf("pattern %q on %q = %v, want %v", tt.pat, tt.s, got, tt.want)
+		}
+	}
+}
+
+func TestFilterValueInvalidUTF8(t *testing.T) {
+	s := New(noThrottle)
+	_, err := s.EC2().DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{
+		Filters: []types.Filter{{Name: aws.String("tag:k"), Values: []string{"\xf4*"}}},
+	})
+	wantCode(t, err, "InvalidParameterValue")
+}

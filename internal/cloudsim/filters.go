@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -55,6 +56,9 @@ func compileFilters[T any](in []types.Filter, ff filterFields[T]) ([]filter[T], 
 		}
 		c := filter[T]{get: get}
 		for _, v := range f.Values {
+			if !utf8.ValidString(v) {
+				return nil, apiError(codeInvalidParameter, "The filter '%s' has a value that is not valid UTF-8", name)
+			}
 			c.pats = append(c.pats, compilePattern(v))
 		}
 		out = append(out, c)
@@ -125,19 +129,20 @@ func compilePattern(p string) func(string) bool {
 	}
 	var b strings.Builder
 	b.WriteString(`(?s)^`)
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; c {
+	rs := []rune(p) // by rune: quoting a byte of a multi-byte character breaks it
+	for i := 0; i < len(rs); i++ {
+		switch r := rs[i]; r {
 		case '*':
 			b.WriteString(`.*`)
 		case '?':
 			b.WriteString(`.?`)
 		case '\\':
-			if i+1 < len(p) {
+			if i+1 < len(rs) {
 				i++
 			}
-			b.WriteString(regexp.QuoteMeta(p[i : i+1]))
+			b.WriteString(regexp.QuoteMeta(string(rs[i])))
 		default:
-			b.WriteString(regexp.QuoteMeta(p[i : i+1]))
+			b.WriteString(regexp.QuoteMeta(string(r)))
 		}
 	}
 	b.WriteString(`$`)
