@@ -113,7 +113,7 @@ func ExampleRetention_Plan() {
 	// web-1 keep       2nd newest of web (keeps 2)
 	// web-2 deprecate  45d old, past DeprecateAfter 30d
 	// web-3 deprecate  100d old, past DeregisterAfter 90d; in use by i-0bc42052d1fae9470; deprecated instead
-	// web-4 deregister 200d old, past DeregisterAfter 90d
+	// web-4 deregister 200d old, past DeregisterAfter 90d; sharing checked at apply (kept if shared)
 }
 
 func ExampleBalance() {

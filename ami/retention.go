@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,6 +52,15 @@ type RetentionOptions struct {
 	// Force retires images shared with other accounts, organizations or
 	// OUs (or public) too; by default they are kept and reported.
 	Force bool
+	// PlanSharing makes Plan check the launch permissions of every image
+	// it would disable or deregister (one DescribeImageAttribute call per
+	// image, 20 a second after a burst of 100), so that the plan reports
+	// each image's sharing. By default Plan leaves that check to Apply,
+	// which runs it ahead of the actions while DeregisterImage tokens
+	// refill (5 a second), and marks those decisions "sharing checked at
+	// apply". Apply checks sharing before acting either way (unless
+	// Force).
+	PlanSharing bool
 	// Limiter paces EC2 calls; nil means a private limiter with the
 	// published buckets. Apply spends DeregisterImage tokens (100, 5 a
 	// second) and the mutating bucket; share the limiter with other tools.
@@ -119,6 +129,11 @@ type Decision struct {
 	// SharedWith lists the accounts, organizations and OUs with launch
 	// permission ("all" for a public image).
 	SharedWith []string
+	// SharingChecked says whether SharedWith was looked up: false for an
+	// image Plan would disable or deregister without
+	// RetentionOptions.PlanSharing (Apply checks it before acting) and for
+	// images no step retires.
+	SharingChecked bool
 	// DeprecateAt is the deprecation time a Deprecate action sets.
 	DeprecateAt time.Time
 }
@@ -451,10 +466,7 @@ func (r *Retention) protect(ctx context.Context, ds []Decision, now time.Time, s
 	if err != nil {
 		return err
 	}
-	fams := map[string]Family{}
-	for _, f := range r.families {
-		fams[f.Name] = f
-	}
+	fams := r.familyMap()
 	for i := range ds {
 		d := &ds[i]
 		if !check(*d) {
@@ -474,18 +486,39 @@ func (r *Retention) protect(ctx context.Context, ds []Decision, now time.Time, s
 		if err != nil {
 			return err
 		}
-		d.SharedWith = who
-		if len(who) > 0 {
-			if r.opts.Force {
-				d.Reasons = append(d.Reasons, "shared with "+summarize(who)+", retired anyway (Force)")
-				continue
-			}
-			d.Reasons = append(d.Reasons, "shared with "+summarize(who)+" (set Force to retire it)")
-			*d = fallBack(fams[d.Family], *d, now)
-		}
+		r.applySharing(d, who, fams[d.Family], now)
 	}
 	return nil
 }
+
+// applySharing records an image's launch permissions in its decision and
+// keeps (or deprecates instead) a shared image unless Force.
+func (r *Retention) applySharing(d *Decision, who []string, f Family, now time.Time) {
+	d.SharedWith, d.SharingChecked = who, true
+	if len(who) == 0 {
+		return
+	}
+	if r.opts.Force {
+		d.Reasons = append(d.Reasons, "shared with "+summarize(who)+", retired anyway (Force)")
+		return
+	}
+	d.Reasons = append(d.Reasons, "shared with "+summarize(who)+" (set Force to retire it)")
+	*d = fallBack(f, *d, now)
+}
+
+func (r *Retention) familyMap() map[string]Family {
+	fams := map[string]Family{}
+	for _, f := range r.families {
+		fams[f.Name] = f
+	}
+	return fams
+}
+
+func retires(d Decision) bool { return d.Action == Disable || d.Action == Deregister }
+
+// needsSharingCheck says whether Apply looks up d's launch permissions
+// before acting.
+func (r *Retention) needsSharingCheck(d Decision) bool { return !r.opts.Force && retires(d) }
 
 func fallBack(f Family, d Decision, now time.Time) Decision {
 	if f.DeprecateAfter > 0 && now.Sub(d.Image.Created) >= f.DeprecateAfter {
@@ -509,8 +542,10 @@ func summarize(s []string) string {
 
 // Plan lists the families' images (one paginated DescribeImages for all
 // families; an image belongs to the first family that selects it),
-// decides by age, then checks the images to disable or deregister for use
-// and sharing. It changes nothing.
+// decides by age, then checks the images to disable or deregister for use,
+// and for sharing with RetentionOptions.PlanSharing (otherwise their
+// reasons say "sharing checked at apply": Apply checks before acting). It
+// changes nothing.
 func (r *Retention) Plan(ctx context.Context) (*RetentionPlan, error) {
 	if err := r.validate(); err != nil {
 		return nil, err
@@ -542,9 +577,24 @@ func (r *Retention) Plan(ctx context.Context) (*RetentionPlan, error) {
 			plan.Decisions = append(plan.Decisions, decide(f, j, im, now))
 		}
 	}
-	r.c.emit("check", "", 0, len(plan.Decisions), "checking use and sharing", nil)
-	if err := r.protect(ctx, plan.Decisions, now, true, func(d Decision) bool { return d.Action == Disable || d.Action == Deregister }); err != nil {
+	msg := "checking use (sharing at apply)"
+	if r.opts.PlanSharing {
+		msg = "checking use and sharing"
+	}
+	r.c.emit("check", "", 0, len(plan.Decisions), msg, nil)
+	if err := r.protect(ctx, plan.Decisions, now, r.opts.PlanSharing, retires); err != nil {
 		return nil, fmt.Errorf("retention: %w", err)
+	}
+	for i := range plan.Decisions {
+		d := &plan.Decisions[i]
+		if !retires(*d) || d.SharingChecked {
+			continue
+		}
+		if r.opts.Force {
+			d.Reasons = append(d.Reasons, "sharing not checked (Force retires shared images)")
+		} else {
+			d.Reasons = append(d.Reasons, "sharing checked at apply (kept if shared)")
+		}
 	}
 	c := plan.Counts()
 	r.c.emit("planned", "", len(plan.Decisions), len(plan.Decisions), fmt.Sprintf("keep %d, deprecate %d, disable %d, deregister %d", c[Keep], c[Deprecate], c[Disable], c[Deregister]), nil)
@@ -557,21 +607,60 @@ type ApplyResult struct {
 	// taken, on a rerun).
 	Done []string
 	// Skipped lists images whose action was dropped because they came into
-	// use (or were shared) after the plan, with the reason.
+	// use after the plan or were found shared at apply, with the reason.
 	Skipped map[string]string
 	// SnapshotsKept lists snapshots that DeregisterImage did not delete
 	// (another image uses them), by image.
 	SnapshotsKept map[string][]string
 }
 
+// shareLookahead bounds how many images Apply checks for sharing ahead of
+// the one it acts on: 100, the DeregisterImage burst, so that a check is at
+// most ~20 s older than its action once the bucket paces at 5 a second.
+const shareLookahead = 100
+
+type shareResult struct {
+	who []string
+	err error
+}
+
+// checkSharing looks up the launch permissions of the actions that need it
+// (needsSharingCheck), in order, one result each on the returned channel,
+// at most shareLookahead ahead of the reader. It stops when ctx ends.
+func (r *Retention) checkSharing(ctx context.Context, wg *sync.WaitGroup, acts []Decision) <-chan shareResult {
+	ch := make(chan shareResult, shareLookahead)
+	wg.Go(func() {
+		defer close(ch)
+		for _, d := range acts {
+			if !r.needsSharingCheck(d) {
+				continue
+			}
+			who, err := r.sharedWith(ctx, d.Image)
+			if err != nil && awserr.IsNotFound(err) {
+				who, err = nil, nil // gone: the action finds it gone too
+			}
+			select {
+			case ch <- shareResult{who, err}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	return ch
+}
+
 // Apply carries out a plan, paced by the limiter. It checks the images to
 // disable or deregister for use again first (something may have started
-// using one since the plan; sharing is not checked again: that costs a
-// call per image), then acts image by image. Every action is
-// idempotent (deregistering an image that is already gone counts as done),
-// so Apply, or Plan and Apply, can be run again after a cancellation or a
-// failure and continue where it stopped. A stop is an
-// *ec2ops.ProgressError listing done, failed and pending images.
+// using one since the plan), then acts image by image. Before disabling or
+// deregistering an image it checks the image's launch permissions (unless
+// Force) and keeps a shared image (or deprecates it, as Plan would have):
+// the checks run in a goroutine up to 100 images ahead of the actions, at
+// the non-mutating rate (20 a second), 4 times the DeregisterImage rate (5
+// a second), so they do not slow Apply down. Every action is idempotent
+// (deregistering an image that is already gone counts as done), so Apply,
+// or Plan and Apply, can be run again after a cancellation or a failure and
+// continue where it stopped. A stop is an *ec2ops.ProgressError listing
+// done, failed and pending images.
 func (r *Retention) Apply(ctx context.Context, plan *RetentionPlan) (ApplyResult, error) {
 	res := ApplyResult{Skipped: map[string]string{}, SnapshotsKept: map[string][]string{}}
 	if plan == nil {
@@ -585,7 +674,7 @@ func (r *Retention) Apply(ctx context.Context, plan *RetentionPlan) (ApplyResult
 	for _, d := range todo {
 		before[d.Image.ID] = d.Action
 	}
-	if err := r.protect(ctx, todo, time.Now(), false, func(d Decision) bool { return d.Action == Disable || d.Action == Deregister }); err != nil {
+	if err := r.protect(ctx, todo, time.Now(), false, retires); err != nil {
 		return res, &ec2ops.ProgressError{Operation: "retention", Err: err}
 	}
 	var acts []Decision
@@ -597,10 +686,43 @@ func (r *Retention) Apply(ctx context.Context, plan *RetentionPlan) (ApplyResult
 			acts = append(acts, d)
 		}
 	}
+	cctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	shares := r.checkSharing(cctx, &wg, acts)
+	fams := r.familyMap()
 	failed := map[string]error{}
 	for i, d := range acts {
 		if err := ctx.Err(); err != nil {
 			return res, r.progress(acts[i:], res, failed, err)
+		}
+		if r.needsSharingCheck(d) {
+			var sr shareResult
+			select {
+			case sr = <-shares:
+			case <-ctx.Done():
+				return res, r.progress(acts[i:], res, failed, ctx.Err())
+			}
+			if sr.err != nil {
+				if ctx.Err() != nil {
+					return res, r.progress(acts[i:], res, failed, ctx.Err())
+				}
+				err := fmt.Errorf("%s %s: %w", d.Action, d.Image.ID, sr.err)
+				failed[d.Image.ID] = err
+				r.c.emit(string(d.Action), d.Image.ID, len(res.Done), len(acts), "failed", err)
+				r.c.log.WarnContext(ctx, "retention sharing check failed", "image", d.Image.ID, "err", sr.err)
+				continue
+			}
+			was, n := d.Action, len(d.Reasons)
+			r.applySharing(&d, sr.who, fams[d.Family], time.Now())
+			if d.Action != was {
+				res.Skipped[d.Image.ID] = fmt.Sprintf("%s dropped: %s", was, d.Reasons[n])
+				r.c.emit("skip", d.Image.ID, len(res.Done), len(acts), res.Skipped[d.Image.ID], nil)
+				if d.Action == Keep {
+					continue
+				}
+			}
 		}
 		err := r.act(ctx, d, &res)
 		switch {

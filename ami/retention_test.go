@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -13,6 +14,7 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 	"go.uber.org/mock/gomock"
 
 	"github.com/ec2ops/ec2ops"
@@ -73,8 +75,10 @@ func TestRetentionPlanAndApply(t *testing.T) {
 				}
 			}
 		}
+		// By default Plan leaves sharing to Apply: the shared 180d image is
+		// planned for deregistration, and says its sharing is unchecked.
 		want := map[int]Action{5: Keep, 20: Keep, 40: Deprecate, 60: Disable, 80: Disable, 100: Deregister, 120: Deprecate,
-			140: Deprecate, 160: Deprecate, 180: Deprecate, 200: Deprecate, 220: Deregister}
+			140: Deprecate, 160: Deprecate, 180: Deregister, 200: Deprecate, 220: Deregister}
 		for d, w := range want {
 			if got[d] != w {
 				t.Errorf("image %dd old: %s, want %s", d, got[d], w)
@@ -85,7 +89,35 @@ func TestRetentionPlanAndApply(t *testing.T) {
 				t.Errorf("an image outside the family was planned: %+v", dec)
 			}
 		}
+		for _, dec := range plan.Decisions {
+			deferred := slices.Contains(dec.Reasons, "sharing checked at apply (kept if shared)")
+			if retires(dec) != deferred || dec.SharingChecked || dec.SharedWith != nil {
+				t.Errorf("sharing of %s (%s) reported as checked or not deferred: %+v", dec.Image.Name, dec.Action, dec)
+			}
+		}
 		t.Logf("plan:\n%s", plan.Plan())
+		if n := sim.Calls()["ec2:DescribeImageAttribute"]; n != 0 {
+			t.Errorf("default Plan made %d DescribeImageAttribute calls", n)
+		}
+		// With PlanSharing the plan checks and reports sharing itself.
+		checked, err := NewRetention(c, sim.AutoScaling(), []Family{webFamily}, func(o *RetentionOptions) { o.PlanSharing = true }).Plan(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, dec := range checked.Decisions {
+			switch {
+			case dec.Image.ID == img[180]:
+				if dec.Action != Deprecate || !dec.SharingChecked || fmt.Sprint(dec.SharedWith) != "[999988887777]" ||
+					!slices.Contains(dec.Reasons, "shared with 999988887777 (set Force to retire it)") {
+					t.Errorf("shared image with PlanSharing: %+v", dec)
+				}
+			case retires(dec) && (!dec.SharingChecked || len(dec.SharedWith) > 0):
+				t.Errorf("unshared image with PlanSharing: %+v", dec)
+			}
+		}
+		if n := sim.Calls()["ec2:DescribeImageAttribute"]; n != 5 {
+			t.Errorf("PlanSharing made %d DescribeImageAttribute calls, want 5 (the images to disable or deregister, not in use)", n)
+		}
 		if err := r.Policy(); len(err.Uncovered(sim.Calls())) > 0 {
 			t.Errorf("plan calls outside the policy: %v", err.Uncovered(sim.Calls()))
 		}
@@ -101,6 +133,11 @@ func TestRetentionPlanAndApply(t *testing.T) {
 		}
 		if len(res.Done) != 10 {
 			t.Errorf("done %v", res.Done)
+		}
+		// Apply found the 180d image shared: deprecated instead, not deregistered.
+		if st, _ := sim.ImageState(img[180]); st != "available" || !slices.Contains(res.Done, "deprecate "+img[180]) ||
+			res.Skipped[img[180]] != "deregister dropped: shared with 999988887777 (set Force to retire it)" {
+			t.Errorf("shared image at apply: %s, done %v, skipped %q", st, res.Done, res.Skipped[img[180]])
 		}
 		for _, d := range []int{100, 220} {
 			if st, _ := sim.ImageState(img[d]); st != "deregistered" {
@@ -121,7 +158,7 @@ func TestRetentionPlanAndApply(t *testing.T) {
 		policyCovers(t, sim, r.Policy())
 
 		// Shared images go with Force.
-		forced := NewRetention(c, sim.AutoScaling(), []Family{webFamily}, func(o *RetentionOptions) { o.Force = true })
+		forced := NewRetention(c, sim.AutoScaling(), []Family{webFamily}, func(o *RetentionOptions) { o.Force = true; o.PlanSharing = true })
 		plan2, err := forced.Plan(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -130,6 +167,18 @@ func TestRetentionPlanAndApply(t *testing.T) {
 			if dec.Image.ID == img[180] && (dec.Action != Deregister || len(dec.SharedWith) != 1) {
 				t.Errorf("forced shared image: %+v", dec)
 			}
+		}
+		forced = NewRetention(c, sim.AutoScaling(), []Family{webFamily}, func(o *RetentionOptions) { o.Force = true })
+		if plan2, err = forced.Plan(ctx); err != nil {
+			t.Fatal(err)
+		}
+		sim.ResetCounters()
+		res, err = forced.Apply(ctx, plan2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := sim.ImageState(img[180]); st != "deregistered" || sim.Calls()["ec2:DescribeImageAttribute"] != 0 {
+			t.Errorf("forced shared image: %s after %v (Force checks no sharing)", st, sim.Calls())
 		}
 	})
 }
@@ -275,4 +324,116 @@ func TestRetentionValidation(t *testing.T) {
 	if _, err := NewRetention(nil, nil, []Family{webFamily}).Plan(context.Background()); !errors.Is(err, ec2ops.ErrInvalidInput) {
 		t.Errorf("nil Auto Scaling client: %v", err)
 	}
+}
+
+// TestRetentionApplyChecksSharingAhead plans 600 deregistrations with
+// PlanSharing, shares one image and makes another public after the plan,
+// and checks that Apply keeps both, and that its sharing checks (one per
+// image, 20 a second) overlap the DeregisterImage pacing (5 a second)
+// instead of adding to it: Apply takes (600-100)/5 = 100 s, not 125 s.
+func TestRetentionApplyChecksSharingAhead(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sim := cloudsim.New()
+		ctx := context.Background()
+		now := time.Now()
+		var ids []string
+		for i := range 603 {
+			ids = append(ids, sim.AddImage(cloudsim.AddImageInput{Name: fmt.Sprintf("app-%04d", i), Created: now.Add(-time.Duration(100+i) * day)}))
+		}
+		r := NewRetention(sim.EC2(), sim.AutoScaling(), []Family{{Name: "app", NamePrefix: "app-", KeepNewest: 1, DeregisterAfter: 90 * day}},
+			func(o *RetentionOptions) { o.PlanSharing = true })
+		plan, err := r.Plan(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := plan.Counts(); c[Deregister] != 602 {
+			t.Fatalf("counts %v", c)
+		}
+		shared, public := ids[10], ids[500]
+		if _, err := sim.EC2().ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(shared),
+			LaunchPermission: &types.LaunchPermissionModifications{Add: []types.LaunchPermission{{UserId: aws.String("999988887777")}}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sim.EC2().ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{ImageId: aws.String(public),
+			LaunchPermission: &types.LaunchPermissionModifications{Add: []types.LaunchPermission{{Group: types.PermissionGroupAll}}}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute) // refill the buckets Plan spent
+		sim.ResetCounters()
+		start := time.Now()
+		res, err := r.Apply(ctx, plan)
+		if err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		t.Logf("apply: %d deregistered in %v simulated, %s", len(res.Done), took, callsLine(sim.Calls()))
+		if len(res.Done) != 600 || len(res.Skipped) != 2 {
+			t.Errorf("done %d, skipped %v", len(res.Done), res.Skipped)
+		}
+		for _, id := range []string{shared, public} {
+			if st, _ := sim.ImageState(id); st != "available" || res.Skipped[id] == "" {
+				t.Errorf("image shared after the plan: %s, skipped %q", st, res.Skipped[id])
+			}
+		}
+		if n := sim.Calls()["ec2:DescribeImageAttribute"]; n != 602 {
+			t.Errorf("%d sharing checks at apply, want 602", n)
+		}
+		// The bound is (600-100)/5 = 100 s; serial checks would add (602-100)/20 = 25 s.
+		if took > 105*time.Second {
+			t.Errorf("apply took %v simulated, want about 100 s: the sharing checks do not overlap the deregistrations", took)
+		}
+		if th := sim.Throttled(); len(th) > 0 {
+			t.Errorf("throttled: %v", th)
+		}
+	})
+}
+
+// TestRetentionApplySharingCheckErrors: an image whose sharing cannot be
+// read at apply is not deregistered (it fails, and the others go on); an
+// image already gone when checked counts as done, like a rerun.
+func TestRetentionApplySharingCheckErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctrl := gomock.NewController(t)
+		m := amimock.NewMockRetentionAPI(ctrl)
+		asg := amimock.NewMockAutoScalingAPI(ctrl)
+		denied, gone, ok := "ami-0000000000000000a", "ami-0000000000000000b", "ami-0000000000000000c"
+		m.EXPECT().DescribeInstances(gomock.Any(), gomock.Any()).Return(&ec2.DescribeInstancesOutput{}, nil)
+		m.EXPECT().DescribeLaunchTemplates(gomock.Any(), gomock.Any()).Return(&ec2.DescribeLaunchTemplatesOutput{}, nil)
+		asg.EXPECT().DescribeAutoScalingGroups(gomock.Any(), gomock.Any()).Return(&autoscaling.DescribeAutoScalingGroupsOutput{}, nil)
+		asg.EXPECT().DescribeLaunchConfigurations(gomock.Any(), gomock.Any()).Return(&autoscaling.DescribeLaunchConfigurationsOutput{}, nil)
+		m.EXPECT().DescribeImageAttribute(gomock.Any(), gomock.Any()).Times(3).DoAndReturn(func(_ context.Context, in *ec2.DescribeImageAttributeInput, _ ...func(*ec2.Options)) (*ec2.DescribeImageAttributeOutput, error) {
+			if in.Attribute != types.ImageAttributeNameLaunchPermission {
+				t.Errorf("attribute %s", in.Attribute)
+			}
+			switch aws.ToString(in.ImageId) {
+			case denied:
+				return nil, &smithy.GenericAPIError{Code: "UnauthorizedOperation", Message: "no"}
+			case gone:
+				return nil, &smithy.GenericAPIError{Code: "InvalidAMIID.NotFound", Message: "gone"}
+			}
+			return &ec2.DescribeImageAttributeOutput{}, nil
+		})
+		m.EXPECT().DeregisterImage(gomock.Any(), gomock.Any()).Times(2).DoAndReturn(func(_ context.Context, in *ec2.DeregisterImageInput, _ ...func(*ec2.Options)) (*ec2.DeregisterImageOutput, error) {
+			switch aws.ToString(in.ImageId) {
+			case denied:
+				t.Errorf("deregistered %s, whose sharing is unknown", denied)
+			case gone:
+				return nil, &smithy.GenericAPIError{Code: "InvalidAMIID.NotFound", Message: "gone"}
+			}
+			return &ec2.DeregisterImageOutput{}, nil
+		})
+		r := NewRetention(m, asg, []Family{{Name: "app", NamePrefix: "app-", DeregisterAfter: 90 * day}})
+		plan := &RetentionPlan{At: time.Now()}
+		for _, id := range []string{denied, gone, ok} {
+			plan.Decisions = append(plan.Decisions, Decision{Image: Image{ID: id}, Family: "app", Action: Deregister, Reasons: []string{"old"}})
+		}
+		res, err := r.Apply(context.Background(), plan)
+		var pe *ec2ops.ProgressError
+		if !errors.As(err, &pe) || len(pe.Failed) != 1 || pe.Failed[denied] == nil {
+			t.Fatalf("apply: %v", err)
+		}
+		if fmt.Sprint(res.Done) != fmt.Sprintf("[deregister %s deregister %s]", gone, ok) {
+			t.Errorf("done %v", res.Done)
+		}
+	})
 }
