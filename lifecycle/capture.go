@@ -13,6 +13,7 @@ import (
 	elbtypes "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2/types"
 
 	"github.com/ec2ops/ec2ops"
+	"github.com/ec2ops/ec2ops/internal/awserr"
 )
 
 // filterChunk is the most values one filter carries. Source: AWS-FACTS.md,
@@ -21,8 +22,8 @@ import (
 const filterChunk = 200
 
 // Capture returns the spec of one instance: DescribeInstances,
-// DescribeVolumes, DescribeAddresses, DescribeInstanceAttribute (userData)
-// and, for each of Options.TargetGroups, DescribeTargetHealth. An instance
+// DescribeVolumes, DescribeAddresses, DescribeInstanceAttribute (userData),
+// DescribeInstanceCreditSpecifications (T-family instance types only) and, for each of Options.TargetGroups, DescribeTargetHealth. An instance
 // that cannot be cloned is captured all the same; Spec.Refusal says why.
 func (c *Capturer) Capture(ctx context.Context, instanceID string) (*Spec, error) {
 	if !strings.HasPrefix(instanceID, "i-") {
@@ -41,7 +42,8 @@ func (c *Capturer) Capture(ctx context.Context, instanceID string) (*Spec, error
 
 // CaptureAll captures many instances with batched calls (one
 // DescribeInstances, DescribeVolumes and DescribeAddresses call per 200
-// instances, one DescribeTargetHealth per target group), plus one
+// instances, one DescribeInstanceCreditSpecifications call per 1000
+// T-family instances, one DescribeTargetHealth per target group), plus one
 // DescribeInstanceAttribute per instance for user data. Instances that do
 // not exist are missing from the result.
 func (c *Capturer) CaptureAll(ctx context.Context, instanceIDs []string) (map[string]*Spec, error) {
@@ -116,6 +118,9 @@ func (rt *runtime) captureInstances(ctx context.Context, ins []types.Instance, u
 	if err := rt.captureAddresses(ctx, specs, ids); err != nil {
 		return nil, err
 	}
+	if err := rt.captureCredits(ctx, specs, ids); err != nil {
+		return nil, err
+	}
 	if err := rt.captureTargets(ctx, specs); err != nil {
 		return nil, err
 	}
@@ -176,6 +181,70 @@ func (rt *runtime) captureAddresses(ctx context.Context, specs map[string]*Spec,
 			if s := specs[aws.ToString(a.InstanceId)]; s != nil && aws.ToString(a.AllocationId) != "" {
 				s.ElasticIP = &ElasticIP{AllocationID: aws.ToString(a.AllocationId), PublicIP: aws.ToString(a.PublicIp), AssociationID: aws.ToString(a.AssociationId)}
 			}
+		}
+	}
+	return nil
+}
+
+// maxCreditIDs is the most instance IDs one DescribeInstanceCreditSpecifications
+// call takes. Source: DescribeInstanceCreditSpecifications API reference,
+// InstanceIds: "Maximum 1000 explicitly specified instance IDs".
+const maxCreditIDs = 1000
+
+// burstable reports whether instanceType is a burstable performance type.
+// It goes by name: the T family (t2, t3, t3a, t4g, ...), the only
+// burstable performance instances (EC2 User Guide, "Burstable performance
+// instances"), which saves a DescribeInstanceTypes call per capture.
+func burstable(instanceType string) bool {
+	family, _, _ := strings.Cut(instanceType, ".")
+	return len(family) >= 2 && family[0] == 't' && family[1] >= '0' && family[1] <= '9'
+}
+
+// captureCredits reads the CPU credit option of the burstable instances
+// among ids, up to maxCreditIDs per DescribeInstanceCreditSpecifications
+// call; other instances make no call. Without it a replacement would get
+// the AWS default (standard for T2, unlimited for T3, T3a and T4g) and
+// silently change its billing.
+func (rt *runtime) captureCredits(ctx context.Context, specs map[string]*Spec, ids []string) error {
+	var want []string
+	for _, id := range ids {
+		if burstable(specs[id].InstanceType) {
+			want = append(want, id)
+		}
+	}
+	for chunk := range slices.Chunk(want, maxCreditIDs) {
+		if err := rt.describeCredits(ctx, specs, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// describeCredits makes one call for ids. InstanceIds fails the whole call
+// when one instance no longer exists: the chunk is then halved until the
+// missing instance is alone, and left without a credit option.
+func (rt *runtime) describeCredits(ctx context.Context, specs map[string]*Spec, ids []string) error {
+	var out *ec2.DescribeInstanceCreditSpecificationsOutput
+	err := rt.do(ctx, "DescribeInstanceCreditSpecifications", 0, func(ctx context.Context) (err error) {
+		out, err = rt.read.DescribeInstanceCreditSpecifications(ctx, &ec2.DescribeInstanceCreditSpecificationsInput{InstanceIds: ids})
+		return err
+	})
+	switch {
+	case err == nil:
+	case awserr.IsNotFound(err) && len(ids) > 1:
+		half := len(ids) / 2
+		if err := rt.describeCredits(ctx, specs, ids[:half]); err != nil {
+			return err
+		}
+		return rt.describeCredits(ctx, specs, ids[half:])
+	case awserr.IsNotFound(err):
+		return nil
+	default:
+		return fmt.Errorf("describe credit specifications: %w", err)
+	}
+	for _, c := range out.InstanceCreditSpecifications {
+		if s := specs[aws.ToString(c.InstanceId)]; s != nil {
+			s.CreditSpecification = aws.ToString(c.CpuCredits)
 		}
 	}
 	return nil

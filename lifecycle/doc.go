@@ -13,7 +13,13 @@
 // placement, EBS optimization, monitoring, launch template, network
 // interfaces), DescribeVolumes (type, size, IOPS, throughput, encryption and
 // KMS key of every EBS volume), DescribeAddresses (Elastic IP),
-// DescribeTargetHealth for each target group named in Options.TargetGroups
+// DescribeInstanceCreditSpecifications (the CPU credit option, standard or
+// unlimited, of T-family instances only, recognised by the type name's
+// family; up to 1000 instance IDs a call, the API's maximum: without it a
+// replacement would get the family default, standard for T2 and unlimited
+// for T3, T3a and T4g, per the EC2 User Guide's "Burstable performance
+// instances", and silently change its billing; a type change to a
+// non-burstable type drops it), DescribeTargetHealth for each target group named in Options.TargetGroups
 // (ELBv2 has no reverse lookup) and DescribeInstanceAttribute for the user
 // data. Spec.Hash is a sha256 over a canonical encoding of what defines the
 // instance, rendered user data included: Auto Scaling's Instance Refresh
@@ -186,7 +192,8 @@
 //
 // Policy() lists exactly the actions a strategy calls: ec2:DescribeInstances,
 // ec2:DescribeInstanceAttribute, ec2:DescribeInstanceStatus,
-// ec2:DescribeVolumes, ec2:DescribeAddresses, ec2:RunInstances,
+// ec2:DescribeVolumes, ec2:DescribeAddresses,
+// ec2:DescribeInstanceCreditSpecifications, ec2:RunInstances,
 // ec2:CreateTags (with ec2:CreateAction RunInstances, for tags at launch,
 // and on instances tagged ec2ops:batch, for the members of a batch),
 // iam:PassRole (to ec2.amazonaws.com, for instance profiles),

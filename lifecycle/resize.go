@@ -1034,7 +1034,7 @@ func (z *Resize) Policy() ec2ops.Policy {
 	}
 	st := []ec2ops.Statement{
 		{Sid: "Describe", Action: []string{"ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceStatus",
-			"ec2:DescribeVolumes", "ec2:DescribeAddresses"}},
+			"ec2:DescribeVolumes", "ec2:DescribeAddresses", "ec2:DescribeInstanceCreditSpecifications"}},
 		typeReads,
 		{Sid: "Resize", Action: []string{"ec2:StopInstances", "ec2:StartInstances", "ec2:ModifyInstanceAttribute"}},
 	}

@@ -206,7 +206,8 @@ func (v *RootVolume) steps(j *job) []ec2ops.Step {
 func (v *RootVolume) Policy() ec2ops.Policy {
 	st := []ec2ops.Statement{
 		{Sid: "Describe", Action: []string{"ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceStatus",
-			"ec2:DescribeVolumes", "ec2:DescribeAddresses", "ec2:DescribeReplaceRootVolumeTasks"}},
+			"ec2:DescribeVolumes", "ec2:DescribeAddresses", "ec2:DescribeReplaceRootVolumeTasks",
+			"ec2:DescribeInstanceCreditSpecifications"}},
 		{Sid: "ReplaceRootVolume", Action: []string{"ec2:CreateReplaceRootVolumeTask"}},
 		{Sid: "TagOnCreate", Action: []string{"ec2:CreateTags"},
 			Condition: map[string]map[string]string{"StringEquals": {"ec2:CreateAction": "CreateReplaceRootVolumeTask"}}},

@@ -135,6 +135,10 @@ type Spec struct {
 	SecondaryPrivateIPs int
 	NetworkInterfaces   int
 	RootDeviceType      string
+	// CreditSpecification is the CPU credit option of a burstable
+	// performance (T-family) instance, "standard" or "unlimited"
+	// (DescribeInstanceCreditSpecifications); empty for other types.
+	CreditSpecification string
 	ElasticIP           *ElasticIP
 	TargetGroups        []TargetRegistration
 	// AutoScalingGroup is the group that owns the instance (refused).
@@ -203,6 +207,10 @@ type canonical struct {
 	RootDeviceType  string
 	AutoScaling     string
 	UserDataUnknown bool
+	// Credits is omitted when empty, so that the hash of a spec without a
+	// credit option (every non-burstable instance) is what it was before
+	// the field existed.
+	Credits string `json:",omitempty"`
 }
 
 type canonDevice struct {
@@ -222,7 +230,7 @@ func (s *Spec) canonical(withUserData bool) canonical {
 		Profile: s.IAMInstanceProfileARN, Key: s.KeyName, Tags: s.Tags, Metadata: s.Metadata, Tenancy: s.Tenancy,
 		PlacementGroup: s.PlacementGroup, Partition: s.PartitionNumber, EBSOptimized: s.EBSOptimized,
 		Monitoring: s.Monitoring, SecondaryIPs: s.SecondaryPrivateIPs, NetworkIfaces: s.NetworkInterfaces,
-		RootDeviceType: s.RootDeviceType, AutoScaling: s.AutoScalingGroup}
+		RootDeviceType: s.RootDeviceType, AutoScaling: s.AutoScalingGroup, Credits: s.CreditSpecification}
 	if withUserData {
 		c.UserData = s.UserData.b64
 		c.UserDataUnknown = !s.userDataKnown
@@ -295,6 +303,7 @@ func Diff(cur, want *Spec) []string {
 	f("placement group", cur.PlacementGroup, want.PlacementGroup)
 	f("ebs optimized", fmt.Sprint(cur.EBSOptimized), fmt.Sprint(want.EBSOptimized))
 	f("detailed monitoring", fmt.Sprint(cur.Monitoring), fmt.Sprint(want.Monitoring))
+	f("cpu credits", cur.CreditSpecification, want.CreditSpecification)
 	if a, b := hashOf(cur.canonical(false).Devices), hashOf(want.canonical(false).Devices); a != b {
 		out = append(out, "block devices changed")
 	}
@@ -406,6 +415,10 @@ func desired(cur *Spec, t Target, image string, allowV1, handover bool) *Spec {
 	}
 	if t.InstanceType != "" {
 		w.InstanceType = t.InstanceType
+		if !burstable(w.InstanceType) {
+			// Only T instances take a credit option.
+			w.CreditSpecification = ""
+		}
 	}
 	if t.UserData != nil {
 		w.UserData, w.userDataKnown = *t.UserData, true
@@ -468,6 +481,9 @@ func runInput(w *Spec, token string, tags map[string]string, handover bool) *ec2
 	}
 	if w.KeyName != "" {
 		in.KeyName = aws.String(w.KeyName)
+	}
+	if w.CreditSpecification != "" {
+		in.CreditSpecification = &types.CreditSpecificationRequest{CpuCredits: aws.String(w.CreditSpecification)}
 	}
 	if !w.UserData.IsZero() {
 		in.UserData = aws.String(w.UserData.b64)

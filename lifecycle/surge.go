@@ -525,7 +525,7 @@ func (s *Surge) Policy() ec2ops.Policy {
 func surgePolicy(rt *runtime) ec2ops.Policy {
 	st := []ec2ops.Statement{
 		{Sid: "Describe", Action: []string{"ec2:DescribeInstances", "ec2:DescribeInstanceAttribute", "ec2:DescribeInstanceStatus",
-			"ec2:DescribeVolumes", "ec2:DescribeAddresses"}},
+			"ec2:DescribeVolumes", "ec2:DescribeAddresses", "ec2:DescribeInstanceCreditSpecifications"}},
 		{Sid: "Launch", Action: []string{"ec2:RunInstances", "ec2:AssociateAddress", "ec2:TerminateInstances"}},
 		{Sid: "TagOnLaunch", Action: []string{"ec2:CreateTags"},
 			Condition: map[string]map[string]string{"StringEquals": {"ec2:CreateAction": "RunInstances"}}},

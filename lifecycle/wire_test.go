@@ -54,6 +54,11 @@ func TestWireCaptureSurgeDrift(t *testing.T) {
 		spec.ElasticIP == nil || spec.ElasticIP.AllocationID != aws.ToString(alloc.AllocationId) {
 		t.Fatalf("capture: %+v", spec)
 	}
+	// The t3.micro's credit option comes over the wire
+	// (DescribeInstanceCreditSpecifications).
+	if cs := spec.CreditSpecification; cs != "standard" && cs != "unlimited" {
+		t.Fatalf("credit option %q", cs)
+	}
 	if raw, _ := spec.UserData.Raw(); string(raw) != "#!/bin/sh\necho hi\n" {
 		t.Fatalf("user data %q", raw)
 	}
