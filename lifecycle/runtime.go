@@ -165,7 +165,7 @@ func newRuntime(read CaptureAPI, optFns []func(*Options)) *runtime {
 		rt.log = slog.New(slog.DiscardHandler)
 	}
 	if !o.DisablePacing {
-		rt.lim = ratelimit.New(scaledPreset(ratelimit.EC2(), o.TimeScale), func(lo *ratelimit.Options) { lo.Share = o.RequestShare })
+		rt.lim = ratelimit.New(ratelimit.EC2().Compressed(o.TimeScale), func(lo *ratelimit.Options) { lo.Share = o.RequestShare })
 	}
 	pollOpts := func(p *poll.Options) {
 		p.Interval = rt.d(o.PollInterval)
@@ -184,30 +184,6 @@ func newRuntime(read CaptureAPI, optFns []func(*Options)) *runtime {
 		})
 	}
 	return rt
-}
-
-// scaledPreset makes buckets refill 1/scale times faster, so pacing keeps
-// the published rates in a simulator's compressed time.
-func scaledPreset(p ratelimit.Preset, scale float64) ratelimit.Preset {
-	if scale == 1 {
-		return p
-	}
-	sc := func(r ratelimit.Rule) ratelimit.Rule {
-		r.Request.Refill /= scale
-		if r.Resource != nil {
-			res := *r.Resource
-			res.Refill /= scale
-			r.Resource = &res
-		}
-		return r
-	}
-	p.Default = sc(p.Default)
-	acts := make(map[string]ratelimit.Rule, len(p.Actions))
-	for k, r := range p.Actions {
-		acts[k] = sc(r)
-	}
-	p.Actions = acts
-	return p
 }
 
 // d scales a duration by Options.TimeScale.

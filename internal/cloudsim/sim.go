@@ -133,9 +133,9 @@ func New(optFns ...func(*Options)) *Sim {
 	s.rng = rand.New(rand.NewPCG(s.seed, 0x5eed))
 	s.counters.reset()
 	if !o.DisableThrottling {
-		s.limiter["ec2"] = ratelimit.New(scalePreset(ratelimit.EC2(), o.TimeScale))
-		s.limiter["ssm"] = ratelimit.New(scalePreset(ratelimit.SSM(), o.TimeScale))
-		s.limiter["cloudwatch"] = ratelimit.New(scalePreset(ratelimit.CloudWatch(), o.TimeScale))
+		s.limiter["ec2"] = ratelimit.New(ratelimit.EC2().Compressed(o.TimeScale))
+		s.limiter["ssm"] = ratelimit.New(ratelimit.SSM().Compressed(o.TimeScale))
+		s.limiter["cloudwatch"] = ratelimit.New(ratelimit.CloudWatch().Compressed(o.TimeScale))
 	}
 	s.initEC2()
 	s.initSSM()
@@ -180,30 +180,6 @@ func (d Dist) orDefault(lo, hi time.Duration) Dist {
 		d.Max = d.Min
 	}
 	return d
-}
-
-// scalePreset makes token buckets refill 1/scale times faster, so that the
-// published rates hold in simulated time when time is compressed.
-func scalePreset(p ratelimit.Preset, scale float64) ratelimit.Preset {
-	if scale == 1 {
-		return p
-	}
-	sc := func(r ratelimit.Rule) ratelimit.Rule {
-		r.Request.Refill /= scale
-		if r.Resource != nil {
-			res := *r.Resource
-			res.Refill /= scale
-			r.Resource = &res
-		}
-		return r
-	}
-	p.Default = sc(p.Default)
-	acts := make(map[string]ratelimit.Rule, len(p.Actions))
-	for k, r := range p.Actions {
-		acts[k] = sc(r)
-	}
-	p.Actions = acts
-	return p
 }
 
 // draw returns a duration from d using r, multiplied by the time scale.
