@@ -17,6 +17,7 @@ import (
 
 	"github.com/ec2ops/ec2ops"
 	"github.com/ec2ops/ec2ops/internal/awserr"
+	"github.com/ec2ops/ec2ops/internal/awsid"
 	"github.com/ec2ops/ec2ops/internal/ec2wait"
 	"github.com/ec2ops/ec2ops/internal/poll"
 	"github.com/ec2ops/ec2ops/internal/ratelimit"
@@ -214,7 +215,7 @@ func (s Snapshot) ID() string { return digest("snapshot", s.InstanceID, s.Name, 
 
 func (r Recipe) validate(hasRunner bool) error {
 	switch {
-	case !validImageID(r.BaseImage):
+	case !awsid.Image(r.BaseImage):
 		return ec2ops.InvalidInput("Recipe.BaseImage", r.BaseImage, "not an AMI ID", "resolve the base image first (Resolver.Newest) and pass its ami-... ID")
 	case r.Name == "":
 		return ec2ops.InvalidInput("Recipe.Name", "", "empty", `set an AMI name or template, e.g. "app-{date}-{bake}"`)

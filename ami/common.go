@@ -236,19 +236,5 @@ func (e *NoMatchError) Error() string {
 // Is makes errors.Is(err, ec2ops.ErrNotFound) true.
 func (e *NoMatchError) Is(target error) bool { return target == ec2ops.ErrNotFound }
 
-// validImageID reports whether id is ami- followed by 8 or 17 hex digits.
-func validImageID(id string) bool {
-	h, ok := strings.CutPrefix(id, "ami-")
-	if !ok || (len(h) != 8 && len(h) != 17) {
-		return false
-	}
-	for _, c := range h {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // isCode reports whether err carries the AWS error code.
 func isCode(err error, code string) bool { return err != nil && awserr.Code(err) == code }

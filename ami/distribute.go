@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/ec2ops/ec2ops"
+	"github.com/ec2ops/ec2ops/internal/awsid"
 	"github.com/ec2ops/ec2ops/internal/ratelimit"
 )
 
@@ -123,7 +124,7 @@ var (
 )
 
 func (d *Distributor) validate(x Distribution) error {
-	if !validImageID(x.ImageID) {
+	if !awsid.Image(x.ImageID) {
 		return ec2ops.InvalidInput("Distribution.ImageID", x.ImageID, "not an AMI ID", "pass the ami-... ID of the source image")
 	}
 	seen := map[string]bool{}
@@ -453,7 +454,7 @@ func (d *Distributor) configure(ctx context.Context, region string, im Image, x 
 // Undeprecate cancels the deprecation of an image in region (for example
 // when a deprecated image has to stay in service longer).
 func (d *Distributor) Undeprecate(ctx context.Context, region, imageID string) error {
-	if !validImageID(imageID) {
+	if !awsid.Image(imageID) {
 		return ec2ops.InvalidInput("imageID", imageID, "not an AMI ID", "pass the ami-... ID")
 	}
 	if region == "" {

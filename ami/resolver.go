@@ -18,6 +18,7 @@ import (
 
 	"github.com/ec2ops/ec2ops"
 	"github.com/ec2ops/ec2ops/internal/awserr"
+	"github.com/ec2ops/ec2ops/internal/awsid"
 	"github.com/ec2ops/ec2ops/internal/ratelimit"
 )
 
@@ -212,7 +213,7 @@ func (r *Resolver) FromParameter(ctx context.Context, name string, allowDeprecat
 		return Image{}, fmt.Errorf("resolve: ssm:GetParameter %s: %w", name, err)
 	}
 	id := aws.ToString(out.Parameter.Value)
-	if !validImageID(id) {
+	if !awsid.Image(id) {
 		return Image{}, fmt.Errorf("resolve: parameter %s holds %q, not an AMI ID: %w", name, id, ec2ops.ErrInvalidInput)
 	}
 	return r.check(ctx, id, "ssm:"+name, allowDeprecated)
@@ -271,7 +272,7 @@ func (b PackerBuild) Artifacts() (map[string]string, error) {
 	out := map[string]string{}
 	for part := range strings.SplitSeq(b.ArtifactID, ",") {
 		region, id, ok := strings.Cut(strings.TrimSpace(part), ":")
-		if !ok || region == "" || !validImageID(id) {
+		if !ok || region == "" || !awsid.Image(id) {
 			return nil, fmt.Errorf("artifact %q is not region:ami-id", part)
 		}
 		out[region] = id

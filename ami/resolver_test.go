@@ -14,6 +14,7 @@ import (
 
 	"github.com/ec2ops/ec2ops"
 	"github.com/ec2ops/ec2ops/ami/amimock"
+	"github.com/ec2ops/ec2ops/internal/awsid"
 	"github.com/ec2ops/ec2ops/internal/cloudsim"
 )
 
@@ -133,7 +134,7 @@ func FuzzParsePackerManifest(f *testing.F) {
 				t.Fatalf("accepted manifest with a bad artifact: %v", err)
 			}
 			for _, id := range arts {
-				if !validImageID(id) {
+				if !awsid.Image(id) {
 					t.Fatalf("bad id %q", id)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ec2ops/ec2ops"
+	"github.com/ec2ops/ec2ops/internal/awsid"
 	"github.com/ec2ops/ec2ops/patching"
 )
 
@@ -164,7 +165,7 @@ func (c *Configurator) BootstrapAgents(ctx context.Context, b Bootstrap, instanc
 		return nil, ec2ops.InvalidInput("instanceIDs", "", "is empty", "list the instances to bootstrap")
 	}
 	for _, id := range instanceIDs {
-		if !validInstanceID(id) {
+		if !awsid.Instance(id) {
 			return nil, ec2ops.InvalidInput("instanceIDs", id, "is not an instance ID", "use IDs like i-0123456789abcdef0")
 		}
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ec2ops/ec2ops"
 	"github.com/ec2ops/ec2ops/internal/awserr"
+	"github.com/ec2ops/ec2ops/internal/awsid"
 	"github.com/ec2ops/ec2ops/internal/quantity"
 	"github.com/ec2ops/ec2ops/internal/ratelimit"
 	"github.com/ec2ops/ec2ops/patching"
@@ -289,7 +290,7 @@ func (c *Configurator) validate(stack *Stack, d Deployment) error {
 		}
 	}
 	for _, id := range d.InstanceIDs {
-		if !validInstanceID(id) {
+		if !awsid.Instance(id) {
 			return ec2ops.InvalidInput("Deployment.InstanceIDs", id, "is not an instance ID", "use IDs like i-0123456789abcdef0")
 		}
 	}
@@ -310,19 +311,6 @@ func (c *Configurator) validate(stack *Stack, d Deployment) error {
 		}
 	}
 	return nil
-}
-
-func validInstanceID(id string) bool {
-	h, ok := strings.CutPrefix(id, "i-")
-	if !ok || (len(h) != 8 && len(h) != 17) {
-		return false
-	}
-	for _, r := range h {
-		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // resolve returns the running instances a selector matches, with their AZ:
@@ -443,19 +431,7 @@ type DeployError struct {
 }
 
 func (e *DeployError) Error() string {
-	ids := slices.Sorted(maps.Keys(e.Failed))
-	show := ids
-	if len(show) > 10 {
-		show = show[:10]
-	}
-	parts := make([]string, len(show))
-	for i, id := range show {
-		parts[i] = id + "=" + e.Failed[id]
-	}
-	msg := fmt.Sprintf("opsworks %s %s: %d failed (%s), %d not run", e.Report.Stack, e.Report.Event, len(ids), strings.Join(parts, ", "), len(e.NotRun))
-	if len(ids) > len(show) {
-		msg = strings.Replace(msg, ")", fmt.Sprintf(" and %d more)", len(ids)-len(show)), 1)
-	}
+	msg := fmt.Sprintf("opsworks %s %s: %d failed (%s), %d not run", e.Report.Stack, e.Report.Event, len(e.Failed), awsid.Summary(e.Failed, 10), len(e.NotRun))
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ec2ops/ec2ops"
+	"github.com/ec2ops/ec2ops/internal/awsid"
 )
 
 // The JSON the AWS CLI printed for the OpsWorks Stacks API (aws opsworks
@@ -382,7 +383,7 @@ func Import(in ImportInput) (*ImportResult, error) {
 		case i.AutoScalingType != "":
 			skip("instance "+label+" "+truncate(i.AutoScalingType)+"-based scaling", "OpsWorks started and stopped it on load or a schedule; the instance is kept, its scaling is not: use an Auto Scaling group")
 		}
-		if !validInstanceID(i.Ec2InstanceID) {
+		if !awsid.Instance(i.Ec2InstanceID) {
 			skip("instance "+label, "no EC2 instance ID (never started)")
 			continue
 		}

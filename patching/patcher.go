@@ -20,6 +20,7 @@ import (
 
 	"github.com/ec2ops/ec2ops"
 	"github.com/ec2ops/ec2ops/internal/awserr"
+	"github.com/ec2ops/ec2ops/internal/awsid"
 	"github.com/ec2ops/ec2ops/internal/ec2wait"
 	"github.com/ec2ops/ec2ops/internal/poll"
 	"github.com/ec2ops/ec2ops/internal/quantity"
@@ -246,7 +247,7 @@ func (p *Patcher) validate(ids []string) error {
 		return ec2ops.InvalidInput("instanceIDs", "", "is empty", "pass the instances to patch")
 	}
 	for _, id := range ids {
-		if !validInstanceID(id) {
+		if !awsid.Instance(id) {
 			return ec2ops.InvalidInput("instanceIDs", id, "is not an instance ID", "use IDs like i-0123456789abcdef0")
 		}
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ec2ops/ec2ops"
 	"github.com/ec2ops/ec2ops/internal/awserr"
+	"github.com/ec2ops/ec2ops/internal/awsid"
 	"github.com/ec2ops/ec2ops/internal/quantity"
 	"github.com/ec2ops/ec2ops/internal/ratelimit"
 )
@@ -185,20 +186,7 @@ type CommandError struct {
 }
 
 func (e *CommandError) Error() string {
-	ids := slices.Sorted(maps.Keys(e.Failed))
-	show := ids
-	if len(show) > 10 {
-		show = show[:10]
-	}
-	parts := make([]string, len(show))
-	for i, id := range show {
-		parts[i] = id + "=" + e.Failed[id]
-	}
-	more := ""
-	if len(ids) > len(show) {
-		more = fmt.Sprintf(" and %d more", len(ids)-len(show))
-	}
-	msg := fmt.Sprintf("run command: %d instance(s) did not succeed: %s%s", len(ids), strings.Join(parts, ", "), more)
+	msg := fmt.Sprintf("run command: %d instance(s) did not succeed: %s", len(e.Failed), awsid.Summary(e.Failed, 10))
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()
 	}
@@ -351,7 +339,7 @@ func (r *Runner) WaitManaged(ctx context.Context, instanceIDs []string) error {
 	var ids []string
 	seen := map[string]bool{}
 	for _, id := range instanceIDs {
-		if !validInstanceID(id) {
+		if !awsid.Instance(id) {
 			return ec2ops.InvalidInput("instanceIDs", id, "is not an instance ID", "use IDs like i-0123456789abcdef0")
 		}
 		if !seen[id] {
@@ -506,7 +494,7 @@ func (r *Runner) validate(cmd *Command) ([]string, error) {
 	var ids []string
 	seen := map[string]bool{}
 	for _, id := range cmd.InstanceIDs {
-		if !validInstanceID(id) {
+		if !awsid.Instance(id) {
 			return nil, ec2ops.InvalidInput("Command.InstanceIDs", id, "is not an instance ID", "use IDs like i-0123456789abcdef0")
 		}
 		if !seen[id] {
@@ -555,19 +543,6 @@ func (r *Runner) validate(cmd *Command) ([]string, error) {
 		return nil, ec2ops.InvalidInput("Command.Comment", "", fmt.Sprintf("is %d characters; SSM takes at most %d", n, maxComment), "shorten it")
 	}
 	return ids, nil
-}
-
-func validInstanceID(id string) bool {
-	h, ok := strings.CutPrefix(id, "i-")
-	if !ok || (len(h) != 8 && len(h) != 17) {
-		return false
-	}
-	for _, c := range h {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // preflight returns the targets without an online agent. For instance IDs

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ec2ops/ec2ops"
 	"github.com/ec2ops/ec2ops/internal/awserr"
+	"github.com/ec2ops/ec2ops/internal/awsid"
 	"github.com/ec2ops/ec2ops/internal/ratelimit"
 )
 
@@ -58,25 +59,12 @@ func (f Fleet) validate(field string) error {
 			fmt.Sprintf("use fewer than %d values in all (EC2 accepts %d per call, including the instance IDs)", maxFilterValues, maxFilterValues))
 	}
 	for i, id := range f.InstanceIDs {
-		if !validInstanceID(id) {
+		if !awsid.Instance(id) {
 			return ec2ops.InvalidInput(fmt.Sprintf("%s.InstanceIDs[%d]", field, i), id,
 				"not an instance ID", "use IDs like i-0123456789abcdef0")
 		}
 	}
 	return nil
-}
-
-func validInstanceID(id string) bool {
-	h, ok := strings.CutPrefix(id, "i-")
-	if !ok || (len(h) != 8 && len(h) != 17) {
-		return false
-	}
-	for _, c := range h {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // caller paces and retries API calls: it waits on the client-side limiter
