@@ -651,6 +651,24 @@ func cmpOr(a, b string) string {
 	return b
 }
 
+// commandsFor returns the command with id, or every command newest first
+// when id is empty, as ListCommands and ListCommandInvocations list them
+// (lock held).
+func (s *Sim) commandsFor(id *string) ([]*command, error) {
+	if id := aws.ToString(id); id != "" {
+		cmd := s.ssm.commands[id]
+		if cmd == nil {
+			return nil, apiError("InvalidCommandId", "Command ID %s is not valid.", id)
+		}
+		return []*command{cmd}, nil
+	}
+	cmds := make([]*command, 0, len(s.ssm.cmdSeq))
+	for i := len(s.ssm.cmdSeq) - 1; i >= 0; i-- {
+		cmds = append(cmds, s.ssm.cmdSeq[i])
+	}
+	return cmds, nil
+}
+
 // ListCommands lists commands, newest first: one (CommandId), those that
 // target InstanceId, or all, with filters Status, DocumentName,
 // InvokedAfter and InvokedBefore, MaxResults 1-50 (default 50) and
@@ -670,17 +688,9 @@ func (c *SSM) ListCommands(ctx context.Context, params *ssm.ListCommandsInput, o
 		if err != nil {
 			return err
 		}
-		var cmds []*command
-		if id := aws.ToString(params.CommandId); id != "" {
-			cmd := s.ssm.commands[id]
-			if cmd == nil {
-				return apiError("InvalidCommandId", "Command ID %s is not valid.", id)
-			}
-			cmds = []*command{cmd}
-		} else {
-			for i := len(s.ssm.cmdSeq) - 1; i >= 0; i-- {
-				cmds = append(cmds, s.ssm.cmdSeq[i])
-			}
+		cmds, err := s.commandsFor(params.CommandId)
+		if err != nil {
+			return err
 		}
 		out = &ssm.ListCommandsOutput{Commands: []ssmtypes.Command{}}
 		k := 0
@@ -772,17 +782,9 @@ func (c *SSM) ListCommandInvocations(ctx context.Context, params *ssm.ListComman
 		if err != nil {
 			return err
 		}
-		var cmds []*command
-		if id := aws.ToString(params.CommandId); id != "" {
-			cmd := s.ssm.commands[id]
-			if cmd == nil {
-				return apiError("InvalidCommandId", "Command ID %s is not valid.", id)
-			}
-			cmds = []*command{cmd}
-		} else {
-			for i := len(s.ssm.cmdSeq) - 1; i >= 0; i-- {
-				cmds = append(cmds, s.ssm.cmdSeq[i])
-			}
+		cmds, err := s.commandsFor(params.CommandId)
+		if err != nil {
+			return err
 		}
 		out = &ssm.ListCommandInvocationsOutput{CommandInvocations: []ssmtypes.CommandInvocation{}}
 		k := 0
